@@ -1,0 +1,1 @@
+"""Metrics: FVD, identity, disentanglement and inversion scores (see the metrics issue)."""

@@ -1,0 +1,38 @@
+"""Packaging for stylevid: the four code folders install under one `stylevid` namespace."""
+
+from setuptools import setup
+
+setup(
+    name="stylevid",
+    version="0.1.0",
+    description="Disentangled face-video GANs: train, edit and evaluate (identity, pose, lighting, background).",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    # The user's layout keeps custom_ops/, training/ and metrics/ at the top of the repository;
+    # installed, they become stylevid.custom_ops etc. so no generic top-level name lands in
+    # site-packages.
+    packages=["stylevid", "stylevid.custom_ops", "stylevid.training", "stylevid.metrics"],
+    package_dir={
+        "stylevid": "stylevid",
+        "stylevid.custom_ops": "custom_ops",
+        "stylevid.training": "training",
+        "stylevid.metrics": "metrics",
+    },
+    package_data={"stylevid.custom_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*.cu"]},
+    install_requires=[
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "ninja",
+        "numpy",
+        "scipy",
+        "lpips",
+        "facenet-pytorch==2.5.3",
+        "tensorboard",
+        "safetensors",
+        "tqdm",
+        "av",
+    ],
+    extras_require={"dev": ["pytest", "ruff"]},
+    entry_points={"console_scripts": ["stylevid = stylevid.cli:main"]},
+)

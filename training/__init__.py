@@ -1,0 +1,1 @@
+"""Training: the trainer, losses, augmentation and distributed helpers (see the training issue)."""
