@@ -5,7 +5,7 @@ from setuptools import setup
 setup(
     name="stylevid",
     version="0.1.0",
-    description="Disentangled face-video GANs: train, edit and evaluate (identity, pose, lighting, background).",
+    description="Disentangled face-video GANs (identity, pose, lighting, background): train, edit, evaluate.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",

@@ -104,7 +104,9 @@ def find_toolchain() -> Toolchain:
     elif not (cuda_home / "bin" / "nvcc").exists():
         problems.append(f"CUDA toolkit at {cuda_home} has no bin/nvcc: point CUDA_HOME at a full toolkit")
     elif not (cuda_home / "include" / "cuda_runtime.h").exists():
-        problems.append(f"CUDA toolkit at {cuda_home} has no include/cuda_runtime.h: install the CUDA headers")
+        problems.append(
+            f"CUDA toolkit at {cuda_home} has no include/cuda_runtime.h: install the CUDA headers"
+        )
     else:
         nvcc = cuda_home / "bin" / "nvcc"
     ninja = _ninja_path()

@@ -11,25 +11,33 @@ from .upfirdn2d import _pair, downsample_padding, parse_padding, upfirdn2d, upsa
 def _conv_padding(f, up, down, padding) -> list[int]:
     """Total (x0, x1, y0, y1) padding of the defining upfirdn2d: the caller's plus both filters'."""
     pad = list(parse_padding(padding))
-    for enabled, extra in ((up > 1, upsample_padding(f, up)), (down > 1, downsample_padding(f, down))):
+    for enabled, extra in (
+        (up > 1, upsample_padding(f, up)),
+        (down > 1, downsample_padding(f, down)),
+    ):
         if enabled:
             pad = [p + e for p, e in zip(pad, extra, strict=True)]
     return pad
 
 
 def conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
-    """The definition: upfirdn2d(up, total padding) -> valid conv2d -> upfirdn2d(down)."""
+    """The definition: upfirdn2d(up, total padding) -> valid conv2d -> upfirdn2d(down).
+
+    f filters only where there is resampling: without up, the first step only pads.
+    """
     pad = _conv_padding(f, up, down, padding)
     if not flip_weight:
         w = w.flip([2, 3])
-    x = upfirdn2d(x, f, up=up, padding=pad, flip_filter=flip_filter, gain=up**2)
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=pad, flip_filter=flip_filter, gain=up**2)
     x = F.conv2d(x, w.to(x.dtype), groups=groups)
     if down > 1:
         x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
     return x
 
 
-def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False, impl=None):
+def conv2d_resample(
+    x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False, impl=None
+):
     """Convolve x [N, Cin, H, W] with w [Cout, Cin/groups, kh, kw], upsampling or downsampling by f.
 
     Equal to `conv2d_resample_ref` (up by `up` with filter f and gain up**2, zero padding
@@ -62,7 +70,15 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
             return F.conv2d(x, w, groups=groups)
         if up > 1 and down == 1:
             x = F.conv2d(x, w, groups=groups)
-            return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter, impl=impl)
+            return upfirdn2d(
+                x,
+                f,
+                up=up,
+                padding=[px0, px1, py0, py1],
+                gain=up**2,
+                flip_filter=flip_filter,
+                impl=impl,
+            )
 
     if down > 1 and up == 1:
         # Filtering and a valid conv commute; subsampling a valid conv is a strided conv.

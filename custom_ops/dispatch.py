@@ -87,9 +87,15 @@ def status(impl: str | None = None) -> list[str]:
         f"requested implementation: {choice} ({ENV_VAR}={os.environ.get(ENV_VAR, '<unset>')})",
         f"torch {torch.__version__}, built for CUDA {torch.version.cuda}",
     ]
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else []
+    )
     lines.append(f"GPUs visible: {', '.join(gpus) if gpus else 'none'}")
-    lines.append(f"CUDA toolkit: {toolchain.cuda_home or 'not found'} ({build.nvcc_version(toolchain) or 'no nvcc'})")
+    lines.append(
+        f"CUDA toolkit: {toolchain.cuda_home or 'not found'} ({build.nvcc_version(toolchain) or 'no nvcc'})"
+    )
     lines.append(f"ninja: {toolchain.ninja or 'not found'}; C++ compiler: {toolchain.cxx or 'not found'}")
     lines.append(f"build cache: {build.cache_root()}")
     lines.extend(f"problem: {p}" for p in toolchain.problems)
@@ -110,5 +116,7 @@ def _decision(name: str, choice: str, gpus: list[str], toolchain: build.Toolchai
     if not gpus:
         return f"reference for CPU tensors; CUDA kernel {where}"
     if library is None and toolchain.problems:
-        return f"{'error' if choice == 'cuda' else 'reference'}: cannot build ({'; '.join(toolchain.problems)})"
+        return (
+            f"{'error' if choice == 'cuda' else 'reference'}: cannot build ({'; '.join(toolchain.problems)})"
+        )
     return f"CUDA kernel for CUDA tensors, {where}"

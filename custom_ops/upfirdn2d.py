@@ -48,7 +48,9 @@ def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
     raise ValueError(f"filter of shape {list(f.shape)} must be 1-D (separable) or 2-D")
 
 
-def setup_filter(f=None, device=None, normalize=True, flip_filter=False, gain=1.0, separable=None) -> torch.Tensor:
+def setup_filter(
+    f=None, device=None, normalize=True, flip_filter=False, gain=1.0, separable=None
+) -> torch.Tensor:
     """A float32 filter tensor from a list/array/tensor: [taps] (separable) or [fh, fw].
 
     normalize: divide by the sum so the DC gain is 1; gain: overall gain, spread over the axes;
@@ -210,4 +212,3 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl=None) 
     """Downsample x [N, C, H, W] by `down` after FIR filter f: [N, C, H/down, W/down] for padding=0."""
     pad = _add(parse_padding(padding), downsample_padding(f, down))
     return upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
-

@@ -43,9 +43,13 @@ def parser() -> argparse.ArgumentParser:
     status.set_defaults(run=_ops_status)
     prebuild = ops_jobs.add_parser("build", help="compile the CUDA kernels into the cache now")
     prebuild.add_argument(
-        "--arch", default=None, help="GPU architectures, e.g. '9.0' or '8.0;9.0' (default: the visible GPUs)"
+        "--arch",
+        default=None,
+        help="GPU architectures, e.g. '9.0' or '8.0;9.0' (default: the visible GPUs)",
     )
-    prebuild.add_argument("--ops", nargs="+", default=["upfirdn2d", "bias_act"], choices=["upfirdn2d", "bias_act"])
+    prebuild.add_argument(
+        "--ops", nargs="+", default=["upfirdn2d", "bias_act"], choices=["upfirdn2d", "bias_act"]
+    )
     prebuild.add_argument("--verbose", action="store_true", help="show the compiler's output")
     prebuild.set_defaults(run=_ops_build)
     return top

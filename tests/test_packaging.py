@@ -1,0 +1,51 @@
+"""A non-editable install puts everything under the stylevid namespace, kernel sources included."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_install_layout(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    top = {p.name for p in target.iterdir() if not p.name.endswith((".dist-info", ".egg-info"))}
+    # Only our namespace, and the console script folder pip writes beside it.
+    assert top <= {"stylevid", "bin"}, top
+    csrc = target / "stylevid" / "custom_ops" / "csrc"
+    for name in (
+        "upfirdn2d.cu",
+        "upfirdn2d.cpp",
+        "bias_act.cu",
+        "bias_act.cpp",
+        "emulate.cpp",
+        "common.h",
+    ):
+        assert (csrc / name).exists(), f"{name} missing from the installed package"
+    probe = "import stylevid.custom_ops as o, stylevid.training, stylevid.metrics; print(o.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(str(target))
