@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+from tqdm import tqdm
 
 
 def _ops_status(args: argparse.Namespace) -> int:
@@ -31,6 +34,94 @@ def _ops_build(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]."""
+    seeds = []
+    for part in text.split(","):
+        try:
+            if "-" in part.strip()[1:]:
+                low, high = part.rsplit("-", 1)
+                seeds.extend(range(int(low), int(high) + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"seeds {text!r}: write them like 0-7 or 0,3,5-6") from None
+    return seeds
+
+
+def parse_factor_pair(text: str) -> tuple[str, list[int]]:
+    """'identity:0,3' -> ('identity', [0, 3])."""
+    from stylevid.config import FACTORS  # noqa: PLC0415
+
+    factor, _, seeds = text.partition(":")
+    if factor not in FACTORS or not seeds:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write FACTOR:SEED,SEED with FACTOR one of {', '.join(FACTORS)}"
+        )
+    return factor, parse_seeds(seeds)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import stylevid  # noqa: PLC0415
+
+    gen = stylevid.load(args.network, device=args.device)
+    out = Path(args.out)
+    codes = gen.sample_seeds(args.seeds, frames=args.frames, psi=args.psi)
+    for i, seed in enumerate(tqdm(args.seeds, desc="videos", unit="video")):
+        path = out / f"seed{seed:04d}.{args.format}"
+        stylevid.save_video(gen.frames(codes[i], args.frames, args.chunk), path, fps=args.fps)
+    if args.grid and len(args.seeds) > 1:
+        stylevid.save_video(
+            gen.frames(codes, args.frames, args.chunk), out / f"grid.{args.format}", fps=args.fps
+        )
+    print(f"wrote {len(args.seeds)} videos of {args.frames} frames to {out}")
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    import stylevid  # noqa: PLC0415
+    from stylevid.codes import Codes  # noqa: PLC0415
+
+    if not (args.swap or args.freeze or args.interp):
+        raise SystemExit("stylevid edit: give at least one of --swap, --freeze, --interp")
+    gen = stylevid.load(args.network, device=args.device)
+    out = Path(args.out)
+    jobs = []
+    for factor, seeds in args.swap:
+        if len(seeds) != 2:
+            raise SystemExit(f"--swap {factor}:... needs exactly two seeds, got {seeds}")
+        codes = gen.sample_seeds(seeds, frames=args.frames, psi=args.psi)
+        # Top row: the two originals; bottom row: each with the other's factor.
+        jobs.append((f"swap-{factor}-{seeds[0]}-{seeds[1]}", Codes.cat([codes, codes.swap(factor, 0, 1)])))
+    for factor, seeds in args.freeze:
+        codes = gen.sample_seeds(seeds, frames=args.frames, psi=args.psi)
+        name = "-".join(map(str, seeds))
+        jobs.append((f"freeze-{factor}-{name}", Codes.cat([codes, codes.freeze(factor, args.freeze_at)])))
+    for factor, seeds in args.interp:
+        if len(seeds) != 2:
+            raise SystemExit(f"--interp {factor}:... needs exactly two seeds, got {seeds}")
+        a, b = gen.sample(1, seeds[0], args.frames, args.psi), gen.sample(1, seeds[1], args.frames, args.psi)
+        steps = [Codes.interpolate(a, b, k / (args.steps - 1), [factor]) for k in range(args.steps)]
+        jobs.append((f"interp-{factor}-{seeds[0]}-{seeds[1]}", Codes.cat(steps)))
+    for name, codes in tqdm(jobs, desc="edits", unit="video"):
+        path = out / f"{name}.{args.format}"
+        nrow = args.steps if name.startswith("interp") else len(codes) // 2
+        stylevid.save_video(gen.frames(codes, args.frames, args.chunk), path, fps=args.fps, nrow=nrow)
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_render_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--network", required=True, help="checkpoint (.safetensors) written by stylevid")
+    p.add_argument("--frames", type=int, default=64, help="frames per video (default 64)")
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--psi", type=float, default=1.0, help="truncation of every factor (1: none)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=["mp4", "gif", "png"], default="mp4")
+    p.add_argument("--chunk", type=int, default=16, help="frames rendered at once (memory)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the `stylevid` command."""
     top = argparse.ArgumentParser(prog="stylevid", description=__doc__)
@@ -52,6 +143,42 @@ def parser() -> argparse.ArgumentParser:
     )
     prebuild.add_argument("--verbose", action="store_true", help="show the compiler's output")
     prebuild.set_defaults(run=_ops_build)
+
+    generate = jobs.add_parser("generate", help="render one video per seed from a checkpoint")
+    _add_render_options(generate)
+    generate.add_argument("--seeds", type=parse_seeds, required=True, help="e.g. 0-7 or 0,3,5")
+    generate.add_argument("--grid", action="store_true", help="also write all seeds as one grid video")
+    generate.set_defaults(run=_generate)
+
+    edit = jobs.add_parser("edit", help="swap, freeze or interpolate factors between seeds")
+    _add_render_options(edit)
+    edit.add_argument(
+        "--swap",
+        type=parse_factor_pair,
+        action="append",
+        default=[],
+        metavar="FACTOR:S1,S2",
+        help="exchange FACTOR between seeds S1 and S2 (originals on top, swapped below)",
+    )
+    edit.add_argument(
+        "--freeze",
+        type=parse_factor_pair,
+        action="append",
+        default=[],
+        metavar="FACTOR:S[,S...]",
+        help="hold pose or lighting still (originals on top, frozen below)",
+    )
+    edit.add_argument("--freeze-at", type=float, default=0.0, help="the time a frozen factor shows")
+    edit.add_argument(
+        "--interp",
+        type=parse_factor_pair,
+        action="append",
+        default=[],
+        metavar="FACTOR:S1,S2",
+        help="interpolate FACTOR from seed S1 to S2 in --steps videos",
+    )
+    edit.add_argument("--steps", type=int, default=5)
+    edit.set_defaults(run=_edit)
     return top
 
 

@@ -1,0 +1,102 @@
+"""The Python API researchers edit with: load a checkpoint, sample codes, render videos of any length."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import torch
+
+from stylevid import checkpoint
+from stylevid.codes import Codes
+from stylevid.config import ModelConfig
+from stylevid.networks import Generator
+from stylevid.networks.generator import _times
+
+GENERATOR_KEYS = ("G_ema", "G")  # the EMA weights are the ones to render with
+
+
+class VideoGenerator:
+    """A generator for inference: `sample` codes, edit them (see Codes), `render` frames in [-1, 1]."""
+
+    def __init__(
+        self, generator: Generator, model_config: ModelConfig | None = None, metadata: dict | None = None
+    ):
+        self.generator = generator.eval().requires_grad_(False)
+        self.model_config = model_config
+        self.metadata = dict(metadata or {})
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.identity.w_avg.device
+
+    @property
+    def resolution(self) -> int:
+        return self.generator.config.resolution
+
+    def to(self, device) -> VideoGenerator:
+        self.generator.to(device)
+        return self
+
+    @torch.no_grad()
+    def sample(
+        self, n: int = 1, seed: int = 0, frames: int = 256, psi: float | Mapping[str, float] = 1.0
+    ) -> Codes:
+        """Codes of n videos from `seed` covering `frames` frames; psi: truncation, per factor if a dict."""
+        return self.generator.sample(n, seed, frames, psi)
+
+    def sample_seeds(
+        self, seeds: Iterable[int], frames: int = 256, psi: float | Mapping[str, float] = 1.0
+    ) -> Codes:
+        """One video per seed, each the same as sample(1, seed)."""
+        return Codes.cat([self.sample(1, s, frames, psi) for s in seeds])
+
+    @torch.no_grad()
+    def frames(self, codes: Codes, t, chunk: int = 16) -> Iterator[torch.Tensor]:
+        """Render in chunks of `chunk` frames: yields [N, <=chunk, 3, R, R] in [-1, 1].
+
+        Memory stays that of one chunk however long the video; each frame is computed exactly as
+        in a single-pass render (frames do not depend on each other).
+        """
+        if chunk < 1:
+            raise ValueError(f"chunk={chunk} must be at least 1 frame")
+        codes = codes.to(self.device)
+        t = _times(t, len(codes), self.device)
+        for start in range(0, t.shape[1], chunk):
+            yield self.generator(codes, t[:, start : start + chunk]).clamp(-1, 1)
+
+    def render(self, codes: Codes, t, chunk: int | None = None) -> torch.Tensor:
+        """Frames [N, T, 3, R, R] in [-1, 1] at times t (int T for frames 0..T-1, [T] or [N, T])."""
+        steps = _times(t, len(codes), "cpu").shape[1]
+        return torch.cat(list(self.frames(codes, t, chunk or max(steps, 1))), dim=1)
+
+    @torch.no_grad()
+    def render_layers(self, codes: Codes, t) -> dict[str, torch.Tensor]:
+        """Frames and parts: foreground [N, T, 3, R, R], alpha [N, T, 1, R, R], background [N, 3, R, R]."""
+        frames, parts = self.generator(codes.to(self.device), _times(t, len(codes), self.device), layers=True)
+        return {"frames": frames, **parts}
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> Path:
+        """Write a generator-only checkpoint (.safetensors)."""
+        config = (self.model_config or ModelConfig(self.generator.config)).to_dict()
+        return checkpoint.save_checkpoint(
+            path, {"G_ema": self.generator}, {"model": config}, {**self.metadata, **(metadata or {})}
+        )
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator:
+    """A VideoGenerator from a stylevid checkpoint (.safetensors); its EMA generator if it has one."""
+    ckpt = checkpoint.load_checkpoint(path)
+    if "model" not in ckpt.config:
+        raise checkpoint.CheckpointError(
+            f"{path} has no model configuration; it was not written by stylevid's save"
+        )
+    model_config = ModelConfig.from_dict(ckpt.config["model"])
+    name = next((key for key in GENERATOR_KEYS if key in ckpt.tensors), None)
+    if name is None:
+        raise checkpoint.CheckpointError(
+            f"{path} holds no generator: looked for {', '.join(GENERATOR_KEYS)}, found {sorted(ckpt.tensors)}"
+        )
+    generator = Generator(model_config.generator)
+    checkpoint.load_module_state(generator, ckpt.tensors[name], name)
+    return VideoGenerator(generator.to(device), model_config, ckpt.metadata)

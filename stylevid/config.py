@@ -1,0 +1,157 @@
+"""Typed model configuration with presets (64², 128², 256²), checked on creation, stored as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+FACTORS = ("identity", "pose", "lighting", "background")
+
+
+def _power_of_two(name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or value < low or value > high or value & (value - 1):
+        raise ValueError(f"{name}={value!r} must be a power of two in [{low}, {high}]")
+
+
+def _positive(name: str, value) -> None:
+    if not value > 0:
+        raise ValueError(f"{name}={value!r} must be positive")
+
+
+def channels_at(resolution: int, base: int, maximum: int) -> int:
+    """Feature channels of the layers working at `resolution`: base / resolution, capped."""
+    return max(min(base // resolution, maximum), 1)
+
+
+@dataclass
+class GeneratorConfig:
+    """The generator: four mappings (one per factor) and the foreground/background synthesis."""
+
+    resolution: int = 64
+    z_dim: int = 128  # identity, background and per-video motion codes
+    motion_dim: int = 64  # size of the anchor codes of pose and lighting trajectories
+    w_dim: int = 256
+    mapping_layers: int = 4  # identity and background mappings
+    motion_layers: int = 2  # pose and lighting mappings
+    anchor_spacing: float = 16.0  # frames between trajectory anchors
+    time_freqs: int = 8  # sinusoids of the time encoding
+    channel_base: int = 4096
+    channel_max: int = 256
+    background_ratio: float = 0.5  # background branch channels relative to the foreground's
+    conv_clamp: float | None = None
+
+    def __post_init__(self) -> None:
+        _power_of_two("generator.resolution", self.resolution, 8, 1024)
+        for name in ("z_dim", "motion_dim", "w_dim", "mapping_layers", "motion_layers", "time_freqs"):
+            _positive(f"generator.{name}", getattr(self, name))
+        _positive("generator.anchor_spacing", self.anchor_spacing)
+        if not 0 < self.background_ratio <= 1:
+            raise ValueError(f"generator.background_ratio={self.background_ratio} must be in (0, 1]")
+        if self.channel_base < self.resolution or self.channel_max < 1:
+            raise ValueError(
+                f"generator.channel_base={self.channel_base} must be at least the resolution "
+                f"({self.resolution}) and channel_max={self.channel_max} at least 1"
+            )
+
+    def channels(self, resolution: int, ratio: float = 1.0) -> int:
+        return max(int(channels_at(resolution, self.channel_base, self.channel_max) * ratio), 1)
+
+
+@dataclass
+class DiscriminatorConfig:
+    """The temporal discriminator: per-frame 2-D blocks, fusion of K frames, time-gap conditioning."""
+
+    resolution: int = 64
+    frames: int = 3  # K frames per clip
+    fuse_resolution: int = 16  # where the K frames' features are concatenated
+    channel_base: int = 4096
+    channel_max: int = 256
+    mbstd_group: int = 4
+    time_freqs: int = 8
+    image_head: bool = True  # also score each frame on its own
+    conv_clamp: float | None = None
+
+    def __post_init__(self) -> None:
+        _power_of_two("discriminator.resolution", self.resolution, 8, 1024)
+        _power_of_two("discriminator.fuse_resolution", self.fuse_resolution, 4, self.resolution)
+        if self.frames < 2:
+            raise ValueError(f"discriminator.frames={self.frames} must be at least 2 to see motion")
+        _positive("discriminator.mbstd_group", self.mbstd_group)
+        _positive("discriminator.time_freqs", self.time_freqs)
+        if self.channel_base < self.resolution or self.channel_max < 1:
+            raise ValueError(
+                f"discriminator.channel_base={self.channel_base} must be at least the resolution "
+                f"({self.resolution}) and channel_max={self.channel_max} at least 1"
+            )
+
+    def channels(self, resolution: int) -> int:
+        return channels_at(resolution, self.channel_base, self.channel_max)
+
+
+@dataclass
+class ModelConfig:
+    """Generator and discriminator together; their resolutions must agree."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def __post_init__(self) -> None:
+        if self.generator.resolution != self.discriminator.resolution:
+            raise ValueError(
+                f"generator.resolution={self.generator.resolution} differs from "
+                f"discriminator.resolution={self.discriminator.resolution}; set both to one value"
+            )
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Inverse of to_dict; unknown keys are an error, naming them."""
+        parts = {}
+        for key, kind in (("generator", GeneratorConfig), ("discriminator", DiscriminatorConfig)):
+            values = dict(data.get(key, {}))
+            known = {f.name for f in dataclasses.fields(kind)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(f"unknown {key} settings {unknown}; known: {sorted(known)}")
+            parts[key] = kind(**values)
+        unknown = sorted(set(data) - {"generator", "discriminator"})
+        if unknown:
+            raise ValueError(f"unknown model settings {unknown}; expected 'generator' and 'discriminator'")
+        return cls(**parts)
+
+
+def _preset(resolution: int, base: int, maximum: int, z: int, w: int, mapping: int, fuse: int) -> ModelConfig:
+    return ModelConfig(
+        GeneratorConfig(
+            resolution=resolution,
+            z_dim=z,
+            w_dim=w,
+            mapping_layers=mapping,
+            channel_base=base,
+            channel_max=maximum,
+        ),
+        DiscriminatorConfig(
+            resolution=resolution, fuse_resolution=fuse, channel_base=base, channel_max=maximum
+        ),
+    )
+
+
+# 64: small enough to train on a laptop CPU. 256: StyleGAN2's 256² configuration (W 512, 8-layer
+# mapping, channel base 16384, at most 512 channels), the generator size StyleGAN-V trains on
+# FaceForensics at 256².
+PRESETS = {
+    "64": lambda: _preset(64, 4096, 256, 128, 256, 4, 16),
+    "128": lambda: _preset(128, 8192, 512, 256, 512, 6, 16),
+    "256": lambda: _preset(256, 16384, 512, 512, 512, 8, 32),
+}
+
+
+def preset(name: str | int) -> ModelConfig:
+    """A fresh ModelConfig for a preset name ('64', '128', '256')."""
+    key = str(name)
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[key]()

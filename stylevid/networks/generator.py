@@ -1,0 +1,135 @@
+"""The disentangled video generator: four mappings, a foreground and a background synthesis branch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping as MappingType
+
+import torch
+from torch import nn
+
+from stylevid.codes import Codes, Trajectory
+from stylevid.config import FACTORS, GeneratorConfig
+from stylevid.networks.layers import SynthesisNetwork
+from stylevid.networks.mapping import Mapping, MotionMapping
+from stylevid.shapes import assert_shape
+
+# Each factor draws its random numbers from its own stream, so asking for a longer video (more
+# anchors) or changing one factor's size never changes what a seed gives the others.
+_FACTOR_STREAMS = {name: i for i, name in enumerate(FACTORS)}
+
+
+class Generator(nn.Module):
+    """Codes + times -> frames [N, T, 3, R, R] (unbounded; about [-1, 1] once trained).
+
+    frame = alpha * foreground + (1 - alpha) * background, where the foreground is styled by
+    identity + pose(t) + lighting(t) and the background only by the background code, once per video.
+    """
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = c = config
+        self.identity = Mapping(c.z_dim, c.w_dim, c.mapping_layers)
+        self.background = Mapping(c.z_dim, c.w_dim, c.mapping_layers)
+        self.pose = MotionMapping(
+            c.z_dim, c.motion_dim, c.w_dim, c.motion_layers, c.anchor_spacing, c.time_freqs
+        )
+        self.lighting = MotionMapping(
+            c.z_dim, c.motion_dim, c.w_dim, c.motion_layers, c.anchor_spacing, c.time_freqs
+        )
+        self.foreground_synthesis = SynthesisNetwork(3 * c.w_dim, c.resolution, c.channels, 4, c.conv_clamp)
+        self.background_synthesis = SynthesisNetwork(
+            c.w_dim, c.resolution, lambda r: c.channels(r, c.background_ratio), 3, c.conv_clamp
+        )
+
+    def anchors_for(self, frames: int) -> int:
+        """Number of anchors for times [0, frames - 1], plus the two that shape the last stretch.
+
+        The smoothing filter and the cubic interpolation each look one anchor ahead; drawing
+        those too makes the first `frames` frames identical to those of any longer sample.
+        """
+        return max(math.ceil((frames - 1) / self.config.anchor_spacing), 1) + 3
+
+    def sample(
+        self,
+        n: int,
+        seed: int = 0,
+        frames: int = 256,
+        psi: float | MappingType[str, float] = 1.0,
+        update_mean: bool = False,
+    ) -> Codes:
+        """Codes of n videos from `seed` covering `frames` frames; psi: truncation, per factor if a dict."""
+        c = self.config
+        device = self.identity.w_avg.device
+        psi = _per_factor_psi(psi)
+        rng = {f: torch.Generator().manual_seed(seed * len(FACTORS) + i) for f, i in _FACTOR_STREAMS.items()}
+        z = {f: torch.randn(n, c.z_dim, generator=rng[f]).to(device) for f in FACTORS}
+        identity = self.identity.truncate(self.identity(z["identity"], update_mean), psi["identity"])
+        background = self.background.truncate(
+            self.background(z["background"], update_mean), psi["background"]
+        )
+        trajectories = {}
+        for factor in ("pose", "lighting"):
+            # One anchor after another from the stream: a longer video extends, not reshuffles.
+            anchors = torch.stack(
+                [
+                    torch.randn(n, c.motion_dim, generator=rng[factor])
+                    for _ in range(self.anchors_for(frames))
+                ],
+                dim=1,
+            )
+            trajectories[factor] = Trajectory(
+                z[factor],
+                anchors.to(device),
+                c.anchor_spacing,
+                torch.full([n], psi[factor], device=device),
+                torch.full([n], float("nan"), device=device),
+            )
+        return Codes(identity, trajectories["pose"], trajectories["lighting"], background)
+
+    def trajectory_styles(self, factor: str, trajectory: Trajectory, t: torch.Tensor, update_mean=False):
+        """W of a trajectory at times t [N, T]: [N, T, w_dim], truncated by its psi."""
+        net = getattr(self, factor)
+        w = net(trajectory.z, trajectory.anchors, trajectory.times(t), update_mean)
+        return net.truncate(w, trajectory.psi)
+
+    def forward(self, codes: Codes, t: torch.Tensor, layers: bool = False, update_mean: bool = False):
+        """Frames [N, T, 3, R, R] at times t ([T] or [N, T], in frames); with layers, also the parts."""
+        n, c = len(codes), self.config
+        t = _times(t, n, codes.identity.device)
+        assert_shape(codes.identity, [n, c.w_dim], "identity code")
+        assert_shape(codes.background, [n, c.w_dim], "background code")
+        steps = t.shape[1]
+        pose = self.trajectory_styles("pose", codes.pose, t, update_mean)
+        lighting = self.trajectory_styles("lighting", codes.lighting, t, update_mean)
+        background = self.background_synthesis(codes.background)  # once per video
+        identity = codes.identity[:, None, :].expand(-1, steps, -1)
+        styles = torch.cat([identity, pose, lighting], dim=-1).reshape(n * steps, -1)
+        fg = self.foreground_synthesis(styles)
+        fg = fg.reshape(n, steps, *fg.shape[1:])
+        rgb, alpha = fg[:, :, :3], torch.sigmoid(fg[:, :, 3:])
+        frames = torch.lerp(background[:, None], rgb, alpha)
+        if layers:
+            return frames, {"foreground": rgb, "alpha": alpha, "background": background}
+        return frames
+
+
+def _per_factor_psi(psi) -> dict[str, float]:
+    if isinstance(psi, MappingType):
+        unknown = sorted(set(psi) - set(FACTORS))
+        if unknown:
+            raise ValueError(f"psi for unknown factors {unknown}; the factors are {', '.join(FACTORS)}")
+        return {f: float(psi.get(f, 1.0)) for f in FACTORS}
+    return dict.fromkeys(FACTORS, float(psi))
+
+
+def _times(t, n: int, device) -> torch.Tensor:
+    """Times as float [N, T]: an int T means frames 0..T-1; a [T] tensor is shared by all videos."""
+    if isinstance(t, int):
+        t = torch.arange(t, dtype=torch.float32)
+    t = torch.as_tensor(t, dtype=torch.float32, device=device)
+    if t.ndim == 1:
+        t = t[None].expand(n, -1)
+    if t.ndim != 2 or t.shape[0] != n:
+        raise ValueError(f"times of shape {list(t.shape)} must be [T] or [N={n}, T]")
+    return t

@@ -1,0 +1,166 @@
+"""Generator and temporal discriminator: shapes, ranges, determinism, gradients, structural separation."""
+
+import pytest
+import torch
+
+from stylevid.api import VideoGenerator
+from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, preset
+from stylevid.networks import Generator, TemporalDiscriminator
+
+
+@pytest.mark.parametrize("name", ["64", "128", "256"])
+def test_presets_render_and_score_with_the_right_shapes(name):
+    torch.manual_seed(0)
+    cfg = preset(name)
+    res = cfg.generator.resolution
+    gen = VideoGenerator(Generator(cfg.generator), cfg)
+    codes = gen.sample(1, seed=1, frames=2)
+    layers = gen.render_layers(codes, 2)
+    video = gen.render(codes, 2)
+    assert video.shape == (1, 2, 3, res, res)
+    assert video.min() >= -1 and video.max() <= 1 and torch.isfinite(video).all()
+    assert layers["alpha"].shape == (1, 2, 1, res, res)
+    assert layers["alpha"].min() >= 0 and layers["alpha"].max() <= 1
+    assert layers["background"].shape == (1, 3, res, res)  # one background per video
+    disc = TemporalDiscriminator(cfg.discriminator)
+    frames = torch.rand(1, cfg.discriminator.frames, 3, res, res) * 2 - 1
+    scores = disc(frames, torch.tensor([[0.0, 1.0, 4.0]]))
+    assert scores["video"].shape == (1,) and scores["frames"].shape == (1, 3)
+    assert torch.isfinite(scores["video"]).all()
+
+
+def test_preset_256_is_sized_like_stylegan2_256():
+    cfg = preset("256").generator
+    assert (cfg.w_dim, cfg.mapping_layers, cfg.channels(4), cfg.channels(64), cfg.channels(256)) == (
+        512,
+        8,
+        512,
+        256,
+        64,
+    )
+
+
+def test_same_seed_same_video_and_different_seed_different(video_generator):
+    a = video_generator.render(video_generator.sample(2, seed=5, frames=6), 6)
+    b = video_generator.render(video_generator.sample(2, seed=5, frames=6), 6)
+    c = video_generator.render(video_generator.sample(2, seed=6, frames=6), 6)
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 1e-3
+
+
+def test_longer_sample_extends_the_same_video(video_generator):
+    short = video_generator.sample(1, seed=3, frames=8)
+    long = video_generator.sample(1, seed=3, frames=100)
+    assert long.pose.anchors.shape[1] > short.pose.anchors.shape[1]
+    torch.testing.assert_close(video_generator.render(long, 8), video_generator.render(short, 8))
+
+
+def test_frames_move_over_time(video_generator):
+    video = video_generator.render(
+        video_generator.sample(1, seed=0, frames=32), torch.tensor([0.0, 16.0, 31.0])
+    )
+    assert (video[:, 0] - video[:, 2]).abs().mean() > 1e-4
+
+
+def test_times_outside_the_trajectory_are_refused(video_generator):
+    codes = video_generator.sample(1, seed=0, frames=8)
+    with pytest.raises(ValueError, match="frames >= 41"):
+        video_generator.render(codes, torch.tensor([0.0, 40.0]))
+
+
+def test_gradients_reach_every_parameter(config):
+    torch.manual_seed(0)
+    gen, disc = Generator(config.generator), TemporalDiscriminator(config.discriminator)
+    codes = gen.sample(4, seed=0, frames=10, update_mean=True)
+    t = torch.tensor([[0.0, 2.5, 7.0]] * 4)
+    frames = gen(codes, t)
+    scores = disc(frames, t)
+    (scores["video"].sum() + scores["frames"].sum()).backward()
+    for net in (gen, disc):
+        missing = [n for n, p in net.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+        assert not missing, f"no gradient reaches {missing}"
+    assert gen.identity.w_avg.abs().sum() > 0  # the tracked mean moved
+
+
+def _alpha_bias(gen: Generator, value: float) -> None:
+    """Push the alpha logit of the last layer so alpha is ~1 (value > 0) or ~0 (value < 0)."""
+    with torch.no_grad():
+        gen.foreground_synthesis.blocks[-1].to_image.bias[3] = value
+
+
+def test_background_never_reaches_the_foreground_parts(video_generator):
+    codes = video_generator.sample(2, seed=0, frames=5)
+    other = codes.replace(background=video_generator.sample(2, seed=9).background)
+    a, b = video_generator.render_layers(codes, 5), video_generator.render_layers(other, 5)
+    assert torch.equal(a["foreground"], b["foreground"]) and torch.equal(a["alpha"], b["alpha"])
+    assert not torch.equal(a["background"], b["background"])
+    # And the composite moves by exactly (1 - alpha) times the background change.
+    expect = (1 - a["alpha"]) * (a["background"] - b["background"])[:, None]
+    torch.testing.assert_close(a["frames"] - b["frames"], expect, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("factor", ["identity", "pose", "lighting"])
+def test_face_factors_never_reach_the_background(video_generator, factor):
+    codes = video_generator.sample(2, seed=0, frames=5)
+    other = codes.replace(**{factor: getattr(video_generator.sample(2, seed=7, frames=5), factor)})
+    a, b = video_generator.render_layers(codes, 5), video_generator.render_layers(other, 5)
+    assert torch.equal(a["background"], b["background"])
+    assert not torch.equal(a["foreground"], b["foreground"])
+
+
+def test_opaque_face_pixels_ignore_the_background(video_generator):
+    """Where alpha > 0.999 a new background moves a pixel by at most 2(1 - alpha) <= 0.002."""
+    _alpha_bias(video_generator.generator, 12.0)
+    codes = video_generator.sample(2, seed=0, frames=4)
+    other = codes.replace(background=video_generator.sample(2, seed=9).background)
+    a, b = video_generator.render_layers(codes, 4), video_generator.render_layers(other, 4)
+    opaque = a["alpha"] > 0.999
+    assert opaque.float().mean() > 0.9
+    change = (a["frames"] - b["frames"]).abs()
+    assert (change * opaque).max() <= 0.002
+
+
+@pytest.mark.parametrize("factor", ["identity", "pose", "lighting"])
+def test_transparent_pixels_ignore_the_face_factors(video_generator, factor):
+    """Where alpha < 0.001 a new identity, pose or lighting moves a pixel by at most 0.002."""
+    _alpha_bias(video_generator.generator, -12.0)
+    codes = video_generator.sample(2, seed=0, frames=4)
+    other = codes.replace(**{factor: getattr(video_generator.sample(2, seed=7, frames=4), factor)})
+    a, b = video_generator.render_layers(codes, 4), video_generator.render_layers(other, 4)
+    clear = a["alpha"] < 0.001
+    assert clear.float().mean() > 0.9
+    assert ((a["frames"] - b["frames"]).abs() * clear).max() <= 0.002
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ValueError, match="generator.resolution=48"):
+        GeneratorConfig(resolution=48)
+    with pytest.raises(ValueError, match="discriminator.frames=1"):
+        DiscriminatorConfig(frames=1)
+    with pytest.raises(ValueError, match="fuse_resolution=64"):
+        DiscriminatorConfig(resolution=32, fuse_resolution=64)
+    with pytest.raises(ValueError, match="differs"):
+        ModelConfig(GeneratorConfig(resolution=32), DiscriminatorConfig(resolution=64))
+    with pytest.raises(ValueError, match=r"unknown generator settings \['wdim'\]"):
+        ModelConfig.from_dict({"generator": {"wdim": 3}})
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("512")
+
+
+def test_config_json_round_trip(config):
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_discriminator_uses_the_time_gaps(config):
+    torch.manual_seed(0)
+    disc = TemporalDiscriminator(config.discriminator)
+    frames = torch.randn(2, 3, 3, 16, 16)
+    near = disc(frames, torch.tensor([[0.0, 1.0, 2.0]] * 2))["video"]
+    far = disc(frames, torch.tensor([[0.0, 10.0, 30.0]] * 2))["video"]
+    assert not torch.allclose(near, far)
+
+
+def test_discriminator_rejects_wrong_clip_shapes(config):
+    disc = TemporalDiscriminator(config.discriminator)
+    with pytest.raises(ValueError, match=r"discriminator frames has shape \[2, 4, 3, 16, 16\]"):
+        disc(torch.zeros(2, 4, 3, 16, 16), torch.zeros(2, 4))
