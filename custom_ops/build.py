@@ -30,8 +30,8 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "emulate": ("emulate.cpp",),
 }
 
-CXX_FLAGS = ("-O3", "-std=c++17")
-CUDA_FLAGS = ("-O3", "--use_fast_math", "-std=c++17")
+CXX_FLAGS = ("-O3",)
+CUDA_FLAGS = ("-O3", "--use_fast_math")
 DONE_MARKER = "BUILD_OK"
 
 

@@ -1,9 +1,9 @@
 #include <algorithm>
 
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "bias_act_core.h"
 
@@ -22,10 +22,12 @@ __global__ void bias_act_kernel(const scalar_t* __restrict__ x, const scalar_t* 
 void bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Tensor& dy, at::Tensor& out,
                    const BiasActParams& p, bool i32) {
   const c10::cuda::CUDAGuard guard(x.device());
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  // c10::cuda:: is what at::cuda::getCurrentCUDAStream aliases; ATen/cuda/CUDAContext.h would
+  // also drag in cuBLAS/cuSPARSE headers that a bare toolkit may lack.
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   constexpr int threads = 256;
-  // A few waves of blocks per SM; the grid-stride loop covers the rest.
-  const int64_t max_blocks = int64_t(at::cuda::getCurrentDeviceProperties()->multiProcessorCount) * 32;
+  // 16M threads saturate any current GPU; the grid-stride loop covers larger tensors.
+  constexpr int64_t max_blocks = 65536;
   const unsigned blocks = unsigned(std::min((p.numel + threads - 1) / threads, max_blocks));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::ScalarType::Half, at::ScalarType::BFloat16, x.scalar_type(),
                                   "bias_act_cuda", [&] {

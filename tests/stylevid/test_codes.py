@@ -1,0 +1,109 @@
+"""Codes: swap, replace, interpolation endpoints and paths, freezing, indexing."""
+
+import pytest
+import torch
+
+from stylevid.codes import Codes, Trajectory, slerp
+from stylevid.config import FACTORS
+
+
+def _same(a: Codes, b: Codes) -> bool:
+    return all(_equal(getattr(a, f), getattr(b, f)) for f in FACTORS)
+
+
+def _equal(x, y) -> bool:
+    if isinstance(x, Trajectory):
+        return all(
+            torch.equal(getattr(x, k), getattr(y, k)) for k in ("z", "anchors", "psi")
+        ) and torch.equal(x.frozen_at.nan_to_num(-1), y.frozen_at.nan_to_num(-1))
+    return torch.equal(x, y)
+
+
+@pytest.fixture
+def codes(video_generator):
+    return video_generator.sample(4, seed=2, frames=12)
+
+
+@pytest.mark.parametrize("factor", FACTORS)
+def test_swap_exchanges_one_factor_only(codes, factor):
+    swapped = codes.swap(factor, 0, 3)
+    assert _equal(getattr(swapped[0], factor), getattr(codes[3], factor))
+    assert _equal(getattr(swapped[3], factor), getattr(codes[0], factor))
+    assert _equal(getattr(swapped[1], factor), getattr(codes[1], factor))
+    for other in set(FACTORS) - {factor}:
+        assert _equal(getattr(swapped, other), getattr(codes, other))
+
+
+def test_swapped_identity_renders_the_other_face(video_generator, codes):
+    """Swapping identity twice is the identity; once, the face layers follow the identity."""
+    assert _same(codes.swap("identity", 0, 1).swap("identity", 0, 1), codes)
+    a = video_generator.render_layers(codes.swap("identity", 0, 1), 3)
+    b = video_generator.render_layers(codes.replace(identity=codes.identity[[1, 0, 2, 3]]), 3)
+    assert torch.equal(a["foreground"], b["foreground"])
+
+
+def test_replace_and_with_factor(codes, video_generator):
+    other = video_generator.sample(4, seed=8, frames=12)
+    mixed = codes.replace(background=other.background, pose=other.pose)
+    assert torch.equal(mixed.background, other.background) and _equal(mixed.pose, other.pose)
+    assert torch.equal(mixed.identity, codes.identity)
+    broadcast = codes.with_factor("lighting", other[2])
+    for i in range(4):
+        assert _equal(broadcast[i].lighting, other[2].lighting)
+    with pytest.raises(ValueError, match="unknown factors \\['hair'\\]"):
+        codes.replace(hair=1)
+    with pytest.raises(IndexError, match="index 9"):
+        codes.swap("pose", 0, 9)
+
+
+@pytest.mark.parametrize("factors", [FACTORS, ("identity",), ("pose", "background")])
+def test_interpolation_endpoints_are_exact(codes, video_generator, factors):
+    other = video_generator.sample(4, seed=11, frames=12)
+    assert _same(Codes.interpolate(codes, other, 0.0, factors), codes)
+    end = Codes.interpolate(codes, other, 1.0, factors)
+    for f in FACTORS:
+        assert _equal(getattr(end, f), getattr(other if f in factors else codes, f))
+
+
+def test_interpolation_is_linear_in_w_and_spherical_for_gaussian_codes(codes, video_generator):
+    other = video_generator.sample(4, seed=11, frames=12)
+    mid = Codes.interpolate(codes, other, 0.5)
+    torch.testing.assert_close(mid.identity, (codes.identity + other.identity) / 2)
+    # slerp between two vectors of equal norm keeps that norm; lerp would shrink it.
+    a = torch.tensor([[3.0, 0.0]])
+    b = torch.tensor([[0.0, 3.0]])
+    assert slerp(a, b, 0.5).norm().item() == pytest.approx(3.0)
+    expect = slerp(codes.pose.z, other.pose.z, 0.5)
+    torch.testing.assert_close(mid.pose.z, expect)
+    assert not torch.allclose(mid.pose.z, (codes.pose.z + other.pose.z) / 2)
+
+
+def test_slerp_of_parallel_vectors_is_linear():
+    a = torch.tensor([[1.0, 2.0]])
+    torch.testing.assert_close(slerp(a, 2 * a, 0.25), 1.25 * a)
+
+
+def test_frozen_trajectories_give_still_frames(video_generator, codes):
+    still = codes.freeze("pose", 5.0).freeze("lighting", 5.0)
+    video = video_generator.render(still, torch.tensor([0.0, 3.0, 9.0]))
+    assert torch.equal(video[:, 0], video[:, 1]) and torch.equal(video[:, 0], video[:, 2])
+    # The still frame is the moving video's frame at time 5.
+    moving = video_generator.render(codes, torch.tensor([5.0]))
+    torch.testing.assert_close(video[:, 0], moving[:, 0])
+    # Freezing only the pose keeps the light moving.
+    light_moves = video_generator.render(codes.freeze("pose"), torch.tensor([0.0, 9.0]))
+    assert not torch.equal(light_moves[:, 0], light_moves[:, 1])
+    with pytest.raises(ValueError, match="cannot freeze 'identity'"):
+        codes.freeze("identity")
+
+
+def test_indexing_keeps_a_batch_and_matches_sampling(video_generator, codes):
+    assert len(codes[1]) == 1 and len(codes[-1]) == 1 and len(codes[1:3]) == 2
+    assert _same(Codes.cat([codes[0], codes[1:]]), codes)
+    one = video_generator.sample_seeds([2, 5], frames=12)
+    assert _same(one[1], video_generator.sample(1, seed=5, frames=12))
+
+
+def test_mismatched_sizes_are_refused(codes):
+    with pytest.raises(ValueError, match="same number of videos"):
+        Codes(codes.identity[:2], codes.pose, codes.lighting, codes.background)
