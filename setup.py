@@ -12,7 +12,14 @@ setup(
     # The user's layout keeps custom_ops/, training/ and metrics/ at the top of the repository;
     # installed, they become stylevid.custom_ops etc. so no generic top-level name lands in
     # site-packages.
-    packages=["stylevid", "stylevid.custom_ops", "stylevid.training", "stylevid.metrics"],
+    packages=[
+        "stylevid",
+        "stylevid.data",
+        "stylevid.networks",
+        "stylevid.custom_ops",
+        "stylevid.training",
+        "stylevid.metrics",
+    ],
     package_dir={
         "stylevid": "stylevid",
         "stylevid.custom_ops": "custom_ops",
@@ -33,6 +40,7 @@ setup(
         "tqdm",
         "av",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    # scikit-image only for its bundled face photograph, which the prepare tests film.
+    extras_require={"dev": ["pytest", "ruff", "scikit-image"]},
     entry_points={"console_scripts": ["stylevid = stylevid.cli:main"]},
 )

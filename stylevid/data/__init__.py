@@ -1,0 +1,1 @@
+"""Video data: the synthetic face-video dataset, the standard dataset format, the loader, real-video preparation."""
