@@ -73,7 +73,10 @@ class VideoGenerator:
 
     @torch.no_grad()
     def render_layers(self, codes: Codes, t) -> dict[str, torch.Tensor]:
-        """Frames and parts: foreground [N, T, 3, R, R], alpha [N, T, 1, R, R], background [N, 3, R, R]."""
+        """Frames and parts: foreground [N, T, 3, R, R], alpha [N, T, 1, R, R], background [N, 3, R, R].
+
+        Also the styles the frames were made with: pose and lighting [N, T, w_dim].
+        """
         frames, parts = self.generator(codes.to(self.device), _times(t, len(codes), self.device), layers=True)
         return {"frames": frames, **parts}
 

@@ -39,7 +39,10 @@ def test_install_layout(tmp_path):
         "common.h",
     ):
         assert (csrc / name).exists(), f"{name} missing from the installed package"
-    probe = "import stylevid, stylevid.data, stylevid.custom_ops as o, stylevid.training, stylevid.metrics; print(o.__file__)"
+    probe = (
+        "import stylevid, stylevid.data, stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
+        "print(o.__file__)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,

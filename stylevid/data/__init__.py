@@ -1,1 +1,1 @@
-"""Video data: the synthetic face-video dataset, the standard dataset format, the loader, real-video preparation."""
+"""Video data: synthetic face videos, the dataset format, the clip loader, real-video preparation."""

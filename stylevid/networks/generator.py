@@ -56,7 +56,6 @@ class Generator(nn.Module):
         seed: int = 0,
         frames: int = 256,
         psi: float | MappingType[str, float] = 1.0,
-        update_mean: bool = False,
     ) -> Codes:
         """Codes of n videos from `seed` covering `frames` frames; psi: truncation, per factor if a dict."""
         c = self.config
@@ -64,10 +63,8 @@ class Generator(nn.Module):
         psi = _per_factor_psi(psi)
         rng = {f: torch.Generator().manual_seed(seed * len(FACTORS) + i) for f, i in _FACTOR_STREAMS.items()}
         z = {f: torch.randn(n, c.z_dim, generator=rng[f]).to(device) for f in FACTORS}
-        identity = self.identity.truncate(self.identity(z["identity"], update_mean), psi["identity"])
-        background = self.background.truncate(
-            self.background(z["background"], update_mean), psi["background"]
-        )
+        identity = self.identity.truncate(self.identity(z["identity"]), psi["identity"])
+        background = self.background.truncate(self.background(z["background"]), psi["background"])
         trajectories = {}
         for factor in ("pose", "lighting"):
             # One anchor after another from the stream: a longer video extends, not reshuffles.
@@ -87,21 +84,21 @@ class Generator(nn.Module):
             )
         return Codes(identity, trajectories["pose"], trajectories["lighting"], background)
 
-    def trajectory_styles(self, factor: str, trajectory: Trajectory, t: torch.Tensor, update_mean=False):
+    def trajectory_styles(self, factor: str, trajectory: Trajectory, t: torch.Tensor):
         """W of a trajectory at times t [N, T]: [N, T, w_dim], truncated by its psi."""
         net = getattr(self, factor)
-        w = net(trajectory.z, trajectory.anchors, trajectory.times(t), update_mean)
+        w = net(trajectory.z, trajectory.anchors, trajectory.times(t))
         return net.truncate(w, trajectory.psi)
 
-    def forward(self, codes: Codes, t: torch.Tensor, layers: bool = False, update_mean: bool = False):
+    def forward(self, codes: Codes, t: torch.Tensor, layers: bool = False):
         """Frames [N, T, 3, R, R] at times t ([T] or [N, T], in frames); with layers, also the parts."""
         n, c = len(codes), self.config
         t = _times(t, n, codes.identity.device)
         assert_shape(codes.identity, [n, c.w_dim], "identity code")
         assert_shape(codes.background, [n, c.w_dim], "background code")
         steps = t.shape[1]
-        pose = self.trajectory_styles("pose", codes.pose, t, update_mean)
-        lighting = self.trajectory_styles("lighting", codes.lighting, t, update_mean)
+        pose = self.trajectory_styles("pose", codes.pose, t)
+        lighting = self.trajectory_styles("lighting", codes.lighting, t)
         background = self.background_synthesis(codes.background)  # once per video
         identity = codes.identity[:, None, :].expand(-1, steps, -1)
         styles = torch.cat([identity, pose, lighting], dim=-1).reshape(n * steps, -1)
@@ -110,7 +107,8 @@ class Generator(nn.Module):
         rgb, alpha = fg[:, :, :3], torch.sigmoid(fg[:, :, 3:])
         frames = torch.lerp(background[:, None], rgb, alpha)
         if layers:
-            return frames, {"foreground": rgb, "alpha": alpha, "background": background}
+            parts = {"foreground": rgb, "alpha": alpha, "background": background}
+            return frames, {**parts, "pose": pose, "lighting": lighting}
         return frames
 
 

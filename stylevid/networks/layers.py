@@ -173,8 +173,9 @@ class MinibatchStd(nn.Module):
         n, c, h, w = x.shape
         g = min(self.group_size, n) if n % min(self.group_size, n) == 0 else 1
         f = self.channels
-        y = x.reshape(g, -1, f, c // f, h, w)
-        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        # Groups of consecutive samples: a batch split across processes keeps the same groups.
+        y = x.reshape(-1, g, f, c // f, h, w)
+        y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
         y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [N/g, f]
-        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        y = y.repeat_interleave(g, dim=0).reshape(n, f, 1, 1).expand(n, f, h, w)
         return torch.cat([x, y], dim=1)

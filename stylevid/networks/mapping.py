@@ -30,19 +30,19 @@ class Mapping(nn.Module):
         )
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, x: torch.Tensor, update_mean: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"mapping input has shape {list(x.shape)}, expected [..., {self.in_dim}]")
         if self.normalize_input:
             x = normalize_2nd_moment(x)
         for layer in self.layers:
             x = layer(x)
-        if update_mean:
-            with torch.no_grad():
-                self.w_avg.copy_(
-                    x.detach().reshape(-1, self.w_dim).mean(0).float().lerp(self.w_avg, self.w_avg_beta)
-                )
         return x
+
+    @torch.no_grad()
+    def track_mean(self, mean: torch.Tensor) -> None:
+        """Move w_avg toward the mean w [w_dim] of a training batch (the trainer sums it over processes)."""
+        self.w_avg.copy_(mean.float().lerp(self.w_avg, self.w_avg_beta))
 
     def truncate(self, w: torch.Tensor, psi: torch.Tensor | float) -> torch.Tensor:
         """Pull w [N, ..., w_dim] toward w_avg: psi 1 keeps w, 0 gives the mean; psi scalar or [N]."""
@@ -92,7 +92,7 @@ class MotionMapping(nn.Module):
     def w_avg(self) -> torch.Tensor:
         return self.mapping.w_avg
 
-    def forward(self, z, anchors, t, update_mean: bool = False) -> torch.Tensor:
+    def forward(self, z, anchors, t) -> torch.Tensor:
         n = z.shape[0]
         assert_shape(z, [n, self.z_dim], "trajectory z")
         assert_shape(anchors, [n, None, self.motion_dim], "trajectory anchors")
@@ -111,7 +111,10 @@ class MotionMapping(nn.Module):
         angle = t[..., None] * self.angular_freqs + self.phase(z)[:, None, :]
         encoding = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
         static = normalize_2nd_moment(z)[:, None, :].expand(-1, t.shape[1], -1)
-        return self.mapping(torch.cat([static, normalize_2nd_moment(motion), encoding], dim=-1), update_mean)
+        return self.mapping(torch.cat([static, normalize_2nd_moment(motion), encoding], dim=-1))
 
     def truncate(self, w, psi):
         return self.mapping.truncate(w, psi)
+
+    def track_mean(self, mean: torch.Tensor) -> None:
+        self.mapping.track_mean(mean)

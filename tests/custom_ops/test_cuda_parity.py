@@ -137,7 +137,7 @@ def assert_channels_last_matches_contiguous(op, x: torch.Tensor, gen: torch.Gene
         dy = randn(gen, op(x).shape).to(x.dtype)
     results = []
     for layout in (torch.contiguous_format, torch.channels_last):
-        leaf = x.contiguous(memory_format=layout).requires_grad_()
+        leaf = x.contiguous(memory_format=layout).detach().requires_grad_()
         y = op(leaf)
         results.append((y.detach(), *torch.autograd.grad(y, leaf, dy)))
     (y, dx), (y_cl, dx_cl) = results

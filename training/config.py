@@ -1,0 +1,138 @@
+"""Typed training configuration with presets: `synth64` (the CPU demo) and `ffs256` (StyleGAN-V's recipe)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, preset
+
+
+@dataclass
+class LossWeights:
+    """Weights of the loss terms; 0 switches a term off (it is then neither computed nor logged)."""
+
+    r1_gamma: float = 1.0  # R1 penalty on real clips, applied lazily
+    identity: float = 1.0  # contrastive: frames of one video share an identity embedding
+    recovery: float = 1.0  # a head recovers each factor's code from the frames (InfoGAN-style)
+    swap: float = 1.0  # swapping one factor leaves the head's reading of the others unchanged
+
+
+@dataclass
+class AugmentConfig:
+    """Adaptive augmentation (ADA): one draw per clip, applied to all its frames alike."""
+
+    enabled: bool = True
+    target: float = 0.6  # wanted E[sign(D(real))]
+    speed_kimg: float = 100.0  # kimg for p to go from 0 to 1 at full imbalance
+    interval: int = 4  # steps between adjustments
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides the data path; stored as JSON in every snapshot."""
+
+    model: ModelConfig = field(default_factory=lambda: preset("64"))
+    batch: int = 16  # clips per step, over all processes
+    max_gap: int = 32  # largest span (in frames) of a clip's K frames
+    lr_g: float = 0.0025
+    lr_d: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_interval: int = 16  # lazy regularisation: R1 every this many D steps
+    ema_kimg: float = 10.0  # half-life of the generator EMA, in thousands of clips
+    ema_rampup: float | None = 0.05  # EMA half-life at most this fraction of the clips seen
+    loss: LossWeights = field(default_factory=LossWeights)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    kimg: float = 1000.0  # length of training, in thousands of real clips shown to D
+    tick_kimg: float = 4.0  # progress report interval
+    snapshot_ticks: int = 10  # snapshot every this many ticks (and at the end)
+    seed: int = 0
+    mixed_precision: bool = True  # bfloat16 autocast on CUDA; CPU always runs float32
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ValueError(f"batch={self.batch} must be at least 1")
+        if self.max_gap < self.model.discriminator.frames - 1:
+            raise ValueError(
+                f"max_gap={self.max_gap} cannot hold {self.model.discriminator.frames} distinct frames; "
+                f"use max_gap >= {self.model.discriminator.frames - 1}"
+            )
+        for name in ("lr_g", "lr_d", "kimg", "tick_kimg", "ema_kimg"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if self.r1_interval < 1 or self.snapshot_ticks < 1:
+            raise ValueError("r1_interval and snapshot_ticks must be at least 1")
+
+    def to_dict(self) -> dict:
+        """JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Inverse of to_dict."""
+        data = dict(data)
+        model = ModelConfig.from_dict(data.pop("model"))
+        loss = LossWeights(**data.pop("loss", {}))
+        augment = AugmentConfig(**data.pop("augment", {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}")
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        return cls(model=model, loss=loss, augment=augment, **data)
+
+
+def _synth64() -> TrainConfig:
+    # Small enough to learn faces on two CPU cores in minutes.
+    model = ModelConfig(
+        GeneratorConfig(
+            resolution=64,
+            z_dim=64,
+            motion_dim=32,
+            w_dim=128,
+            mapping_layers=2,
+            motion_layers=2,
+            channel_base=2048,
+            channel_max=128,
+        ),
+        DiscriminatorConfig(resolution=64, frames=3, fuse_resolution=16, channel_base=2048, channel_max=128),
+    )
+    return TrainConfig(
+        model=model,
+        batch=8,
+        max_gap=16,
+        lr_g=0.002,
+        lr_d=0.002,
+        ema_kimg=1.0,
+        kimg=20.0,
+        tick_kimg=1.0,
+        snapshot_ticks=5,
+        loss=LossWeights(r1_gamma=0.2),
+        augment=AugmentConfig(enabled=False),
+    )
+
+
+def _ffs256() -> TrainConfig:
+    # StyleGAN-V's FaceForensics 256² recipe: batch 64, 3 frames per clip, gap <= 32, ADA 0.6, R1.
+    return TrainConfig(
+        model=preset("256"),
+        batch=64,
+        max_gap=32,
+        lr_g=0.0025,
+        lr_d=0.0025,
+        ema_kimg=20.0,
+        kimg=25000.0,
+        loss=LossWeights(r1_gamma=1.0),
+        augment=AugmentConfig(enabled=True, target=0.6),
+    )
+
+
+PRESETS = {"synth64": _synth64, "ffs256": _ffs256}
+
+
+def train_preset(name: str) -> TrainConfig:
+    """A fresh TrainConfig for 'synth64' or 'ffs256'."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]()

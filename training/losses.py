@@ -1,0 +1,66 @@
+"""Loss terms: the logistic GAN loss, R1, and the three disentanglement signals."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+FACTORS = ("identity", "pose", "lighting", "background")
+
+
+def gan_generator(scores: dict[str, torch.Tensor | None]) -> torch.Tensor:
+    """Non-saturating loss for fake clips, per clip [N]: softplus(-D) on the video and frame scores."""
+    loss = F.softplus(-scores["video"])
+    if scores.get("frames") is not None:
+        loss = loss + F.softplus(-scores["frames"]).mean(dim=1)
+    return loss
+
+
+def gan_discriminator(scores: dict[str, torch.Tensor | None], real: bool) -> torch.Tensor:
+    """Logistic loss per clip [N]: push real scores up, fake scores down."""
+    sign = -1 if real else 1
+    loss = F.softplus(sign * scores["video"])
+    if scores.get("frames") is not None:
+        loss = loss + F.softplus(sign * scores["frames"]).mean(dim=1)
+    return loss
+
+
+def r1_penalty(scores: dict[str, torch.Tensor | None], frames: torch.Tensor) -> torch.Tensor:
+    """Squared gradient norm of D's scores w.r.t. the real frames, per clip [N] (needs create_graph)."""
+    total = scores["video"].sum()
+    if scores.get("frames") is not None:
+        total = total + scores["frames"].sum()
+    (grad,) = torch.autograd.grad(total, frames, create_graph=True)
+    return grad.square().flatten(1).sum(dim=1)
+
+
+def identity_contrastive(
+    anchors: torch.Tensor, candidates: torch.Tensor, offset: int, temperature: float = 0.1
+):
+    """InfoNCE per clip [n]: each clip's first-frame embedding (anchors [n, E]) must pick its own video.
+
+    candidates [N, E] are the mean embeddings of the other frames of every clip in the global
+    batch; this process's clips are rows offset .. offset + n - 1 of it.
+    """
+    logits = anchors @ candidates.t() / temperature
+    target = torch.arange(offset, offset + anchors.shape[0], device=anchors.device)
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def factor_recovery(
+    predicted: dict[str, torch.Tensor], codes: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Per factor, per clip [N]: mean squared error between predicted and true W codes (targets detached)."""
+    return {
+        f: (predicted[f] - codes[f].detach()).square().flatten(1).mean(dim=1)
+        / codes[f].detach().var().clamp_min(1e-8)
+        for f in FACTORS
+    }
+
+
+def swap_consistency(
+    before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], swapped: str
+) -> torch.Tensor:
+    """Per clip [N]: how far the head's reading of the factors that were NOT swapped moved."""
+    kept = [f for f in FACTORS if f != swapped]
+    return sum((after[f] - before[f].detach()).square().flatten(1).mean(dim=1) for f in kept) / len(kept)
