@@ -5,6 +5,7 @@ import torch
 from tiny import tiny_config
 
 from stylevid.api import VideoGenerator
+from stylevid.config import ModelConfig
 from stylevid.networks import Generator
 
 
