@@ -37,9 +37,7 @@ class ProcessGroup:
         """Concatenate every process's tensor along dim 0, keeping gradients to this process's part."""
         if self.world == 1:
             return tensor
-        from torch.distributed.nn.functional import all_gather  # noqa: PLC0415
-
-        return torch.cat(all_gather(tensor))
+        return _Gather.apply(tensor, self.rank, self.world)
 
     def sum_gradients(self, parameters) -> None:
         """Sum the gradients of `parameters` over processes (each process's loss is its share of the mean)."""
@@ -51,6 +49,23 @@ class ProcessGroup:
             dist.all_reduce(flat)
             for g, piece in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
                 g.copy_(piece.view_as(g))
+
+
+class _Gather(torch.autograd.Function):
+    """all_gather with a backward: each process gets the sum over processes of its slice's gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor, rank, world):
+        parts = [torch.empty_like(tensor) for _ in range(world)]
+        dist.all_gather(parts, tensor.contiguous())
+        ctx.rank, ctx.rows = rank, tensor.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows], None, None
 
 
 def setup(device: str | None = None) -> ProcessGroup:

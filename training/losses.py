@@ -50,12 +50,17 @@ def identity_contrastive(
 def factor_recovery(
     predicted: dict[str, torch.Tensor], codes: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Per factor, per clip [N]: mean squared error between predicted and true W codes (targets detached)."""
-    return {
-        f: (predicted[f] - codes[f].detach()).square().flatten(1).mean(dim=1)
-        / codes[f].detach().var().clamp_min(1e-8)
-        for f in FACTORS
-    }
+    """Per factor, per clip [N]: squared error of the predicted W codes relative to the codes' own energy.
+
+    The scale is each clip's own (not the batch's), so the loss of a clip does not depend on
+    which other clips share its batch or process.
+    """
+    out = {}
+    for f in FACTORS:
+        target = codes[f].detach().flatten(1)
+        error = (predicted[f].flatten(1) - target).square().mean(dim=1)
+        out[f] = error / target.square().mean(dim=1).clamp_min(1e-8)
+    return out
 
 
 def swap_consistency(

@@ -252,28 +252,33 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------
 
+    def gradients(self, index: int) -> float:
+        """Run phase `index` of this step up to its gradients (summed over processes); returns the loss."""
+        phase = self.phases[index]
+        for module in phase.modules:
+            module.requires_grad_(True)
+        phase.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.process.device.type, dtype=torch.bfloat16, enabled=self._amp):
+            loss = phase.run(self._generator_for(self.step_index, index))
+        total = float(self.process.sum_(loss.detach().float().reshape(1)))
+        if not math.isfinite(total):
+            raise NonFiniteLoss(
+                f"step {self.step_index}: the {phase.name} loss is {total}; training stopped with the "
+                f"last good snapshot kept in {self.run_dir}. Lower the learning rate or raise the R1 "
+                f"weight, then resume from that snapshot"
+            )
+        loss.backward()
+        for module in phase.modules:
+            self.process.sum_gradients(module.parameters())
+            module.requires_grad_(False)
+        return total
+
     def step(self) -> None:
         """One iteration: every phase whose interval divides the step runs once."""
         for index, phase in enumerate(self.phases):
             if self.step_index % phase.interval:
                 continue
-            generator = self._generator_for(self.step_index, index)
-            for module in phase.modules:
-                module.requires_grad_(True)
-            phase.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(self.process.device.type, dtype=torch.bfloat16, enabled=self._amp):
-                loss = phase.run(generator)
-            total = self.process.sum_(loss.detach().float().reshape(1))
-            if not torch.isfinite(total).all():
-                raise NonFiniteLoss(
-                    f"step {self.step_index}: the {phase.name} loss is {float(total)}; training stopped "
-                    f"with the last good snapshot kept in {self.run_dir}. Lower the learning rate or "
-                    f"raise the R1 weight, then resume from that snapshot"
-                )
-            loss.backward()
-            for module in phase.modules:
-                self.process.sum_gradients(module.parameters())
-                module.requires_grad_(False)
+            self.gradients(index)
             phase.optimizer.step()
             if phase.name == "G":
                 self._update_ema()

@@ -21,8 +21,9 @@ A folder of .mp4/.avi/.mov files (no dataset.json, frame rate from the files) is
 and so is a folder of frame folders without dataset.json (25 fps, with a warning). Frame folders and video
 files that dataset.json does not list are indexed as videos without factors.
 
-Pose angles are in the camera's frame: a horizontal flip of the images negates the factors named in
-MIRRORED_FACTORS (yaw, roll); the loader relies on this.
+Factor names carry meaning: pose is yaw/pitch/roll in radians (yaw > 0 turns the nose to the image's
+right, roll > 0 tilts the head counter-clockwise), and MIRRORED_FACTORS says how a horizontal flip of the
+images changes the factors it names (the loader's flip augmentation relies on it).
 
 Writing is safe against crashes, kills and full disks. In a directory each video is written to a hidden
 temporary folder and renamed into place when complete, and dataset.json is replaced atomically, so a
@@ -64,8 +65,14 @@ DEFAULT_FPS = 25.0
 FACTORS = ("identity", "pose", "lighting", "background")
 PER_FRAME_FACTORS = ("pose", "lighting")
 POSE_NAMES = ("yaw", "pitch", "roll")
-# Factor values that change sign when the images are mirrored left-right.
-MIRRORED_FACTORS = ("yaw", "roll")
+# How mirroring the images left-right changes a factor value: factor -> name -> (scale, offset) of
+# value -> scale * value + offset. Angles measured from the image's vertical axis change sign (light
+# azimuth > 0 comes from the image's right); a pattern angle from the image's x axis becomes pi - angle.
+MIRRORED_FACTORS: dict[str, dict[str, tuple[float, float]]] = {
+    "pose": {"yaw": (-1.0, 0.0), "roll": (-1.0, 0.0)},
+    "lighting": {"azimuth": (-1.0, 0.0)},
+    "background": {"angle": (-1.0, math.pi)},
+}
 # The PyAV formats of stylevid.video; gifs are palette-quantised previews, not training data.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 # Decoding costs the same at every zlib level; level 1 writes several times faster than the default 6
@@ -232,11 +239,11 @@ class DatasetFiles:
         if self.is_zip:
             paths = [PurePosixPath(n).parts for n in self._archive().namelist() if not n.endswith("/")]
         else:
-            paths = [
-                tuple(Path(root, f).relative_to(self.path).parts)
-                for root, dirs, files in os.walk(self.path)
-                for f in files
-            ]
+            paths = []
+            for root, dirs, files in os.walk(self.path):
+                # Skips the hidden temporary folders of a writer at work.
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                paths += [(*Path(root).relative_to(self.path).parts, f) for f in files]
         root_files, folders = [], {}
         for parts in paths:
             if any(part.startswith(".") for part in parts):
@@ -259,13 +266,10 @@ class DatasetFiles:
         return (self.path / name).read_bytes()
 
     @contextlib.contextmanager
-    def open(self, name: str) -> Iterator[IO[bytes] | str]:
-        """A seekable binary file for `name` in a zip, its path in a directory (what PyAV opens best)."""
-        if self.is_zip:
-            with self._archive().open(name) as file:
-                yield file
-        else:
-            yield str(self.path / name)
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        """File `name` opened for reading bytes, seekable; only what is read is read from disk."""
+        with self._archive().open(name) if self.is_zip else open(self.path / name, "rb") as file:
+            yield file
 
 
 def _decode_image(data: bytes, where: str) -> np.ndarray:
@@ -280,7 +284,7 @@ def _decode_image(data: bytes, where: str) -> np.ndarray:
 def _image_size(files: DatasetFiles, name: str) -> tuple[int, int]:
     """(width, height) from an image's header, without decoding its pixels."""
     try:
-        with Image.open(io.BytesIO(files.read(name))) as image:
+        with files.open(name) as file, Image.open(file) as image:
             return image.size
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{name} is not a readable png/jpg ({exc})") from exc
@@ -290,7 +294,9 @@ def _image_size(files: DatasetFiles, name: str) -> tuple[int, int]:
 def _video_stream(files: DatasetFiles, name: str) -> Iterator[tuple[Any, Any]]:
     """The PyAV container of video file `name` and its first video stream; ValueError naming it on failure."""
     try:
-        with files.open(name) as file, av.open(file) as container:
+        # PyAV reads a path by itself, faster than through a Python file object.
+        source = files.open(name) if files.is_zip else contextlib.nullcontext(str(files.path / name))
+        with source as file, av.open(file) as container:
             if not container.streams.video:
                 raise ValueError(f"{name} has no video stream")
             yield container, container.streams.video[0]
@@ -405,7 +411,9 @@ def _index(files: DatasetFiles) -> DatasetIndex:
     for name in listed:
         if name not in folders:
             skipped.append((name, f"listed in {INDEX_FILE} but its folder is missing"))
-    for name, children in folders.items():
+    # dataset.json's order (the order written), then the folders it does not list.
+    for name in [*(n for n in listed if n in folders), *(n for n in folders if n not in listed)]:
+        children = folders[name]
         entry = listed.get(name, VideoEntry(name, 0, None, "frames", name))
         if name not in listed and factor_names is not None:
             skipped.append(

@@ -1,0 +1,208 @@
+"""The training loader: clips of K frames of one video at sampled times, with their factors, from any dataset.
+
+An item is a dict: ``frames`` float32 [K, 3, H, W] in [-1, 1], ``times`` float32 [K] (frame indices,
+strictly increasing), ``video`` (int, the video used) and, when the dataset has factors, ``factors``:
+identity [Di], background [Db], pose [K, 3] and lighting [K, Dl] (float32) at the sampled frames.
+
+Sampling:
+
+- ``random`` (StyleGAN-V style): a span s uniform in [K-1, min(T-1, max_gap)], a first frame t1
+  uniform in [0, T-1-s], then t1 and t1+s with K-2 distinct frames between them, so gaps are integers
+  >= 1 adding up to at most max_gap.
+- ``uniform``: K evenly spaced frames over the first min(T-1, max_gap) + 1 frames, from frame 0, with the
+  same span limit as ``random``; pass a max_gap >= the longest video to cover whole videos.
+
+Randomness comes from a generator seeded by (seed, epoch, item index), so items do not depend on the
+number of DataLoader workers or on which worker loads them; `set_epoch` reaches workers already started
+(the epoch lives in shared memory) and must be called before iterating, like DistributedSampler's.
+
+A flip mirrors all K frames of a clip together and maps the factors that MIRRORED_FACTORS names to
+their mirrored values: yaw and roll (the head turns and tilts the other way) and light azimuth change
+sign, a background pattern angle becomes pi - angle. Other factors are kept: the mirror image counts
+as the same person in front of the same background.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylevid.data.format import (
+    FACTORS,
+    MIRRORED_FACTORS,
+    PER_FRAME_FACTORS,
+    DatasetFiles,
+    VideoEntry,
+    read_frames,
+    read_index,
+)
+
+SAMPLINGS = ("random", "uniform")
+
+
+def sample_times(
+    length: int, frames_per_clip: int, max_gap: int, sampling: str, generator: torch.Generator
+) -> torch.Tensor:
+    """int64 [K] strictly increasing frame indices in [0, length), spanning at most max_gap (module doc)."""
+    k = frames_per_clip
+    longest = min(length - 1, max_gap)
+    if k == 1:
+        start = 0 if sampling == "uniform" else int(torch.randint(length, (), generator=generator))
+        return torch.tensor([start])
+    if sampling == "uniform":
+        # Integer rounding half up: spacing >= 1, so no two times coincide.
+        return (torch.arange(k) * longest + (k - 1) // 2) // (k - 1)
+    span = int(torch.randint(k - 1, longest + 1, (), generator=generator))
+    start = int(torch.randint(length - span, (), generator=generator))
+    inner = torch.randperm(span - 1, generator=generator)[: k - 2] + 1
+    return start + torch.cat([torch.tensor([0]), inner.sort().values, torch.tensor([span])])
+
+
+class VideoClipDataset(torch.utils.data.Dataset):
+    """One clip of `frames_per_clip` frames per video of a dataset (folder, .zip, video files); module doc."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        frames_per_clip: int = 3,
+        max_gap: int = 32,
+        sampling: str = "random",
+        flip: bool = True,
+        seed: int = 0,
+        resolution: int | None = None,
+    ):
+        if not isinstance(frames_per_clip, int) or frames_per_clip < 1:
+            raise ValueError(f"frames_per_clip={frames_per_clip!r} must be a positive int")
+        if not isinstance(max_gap, int) or max_gap < frames_per_clip - 1:
+            raise ValueError(
+                f"max_gap={max_gap!r}: {frames_per_clip} distinct frames need a span of at least"
+                f" {frames_per_clip - 1}; pass max_gap >= {frames_per_clip - 1}"
+            )
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling={sampling!r} is not one of {SAMPLINGS}")
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be a non-negative int")
+        index = read_index(path)
+        if resolution is not None and resolution != index.resolution:
+            raise ValueError(
+                f"{index.path} holds {index.resolution}x{index.resolution} frames but resolution={resolution}"
+                f" was asked for: train at {index.resolution}, or prepare the dataset at {resolution}"
+            )
+        short = [
+            (entry.location, f"has {entry.frames} frames, fewer than frames_per_clip={frames_per_clip}")
+            for entry in index.videos
+            if entry.frames < frames_per_clip
+        ]
+        self.path = index.path
+        self.fps = index.fps
+        self.resolution = index.resolution
+        self.factor_names = index.factor_names
+        self.videos: tuple[VideoEntry, ...] = tuple(e for e in index.videos if e.frames >= frames_per_clip)
+        self.skipped: list[tuple[str, str]] = [*index.skipped, *short]
+        for name, reason in self.skipped:
+            warnings.warn(f"skipping {self.path / name}: {reason}", stacklevel=2)
+        if not self.videos:
+            reasons = "; ".join(f"{name}: {reason}" for name, reason in self.skipped[:5]) or "it is empty"
+            raise ValueError(
+                f"{self.path} has no usable video of at least {frames_per_clip} frames ({reasons}); write one"
+                " with DatasetWriter or stylevid prepare"
+            )
+        if self.skipped:
+            warnings.warn(
+                f"{self.path}: skipped {len(self.skipped)} entries, {len(self.videos)} videos remain; the"
+                " reasons are in dataset.skipped",
+                stacklevel=2,
+            )
+        self.frames_per_clip = frames_per_clip
+        self.max_gap = max_gap
+        self.sampling = sampling
+        self.flip = flip
+        self.seed = seed
+        # (scale [D], offset [D]) per factor: a flipped clip's value is scale * value + offset.
+        self._mirror = {
+            factor: torch.tensor([MIRRORED_FACTORS.get(factor, {}).get(n, (1.0, 0.0)) for n in names])
+            .reshape(-1, 2)
+            .T
+            for factor, names in (index.factor_names or {}).items()
+        }
+        self._files = DatasetFiles(self.path)
+        # Shared memory, so set_epoch also reaches persistent DataLoader workers.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the clips of epoch `epoch` (call before iterating, as with DistributedSampler.set_epoch)."""
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch={epoch!r} must be a non-negative int")
+        self._epoch.fill_(epoch)
+
+    def _generator(self, index: int) -> torch.Generator:
+        """The generator of item `index` in the current epoch: the same in every process."""
+        state = np.random.SeedSequence([self.seed, int(self._epoch), index]).generate_state(1, np.uint64)
+        return torch.Generator().manual_seed(int(state[0]))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Item `index` (see module doc); an unreadable video is replaced by the next readable one."""
+        if not 0 <= index < len(self.videos):
+            raise IndexError(f"item {index} is out of range for {len(self.videos)} videos")
+        failure = None
+        # The replacement depends only on the files, never on what this process met before, so
+        # every worker makes the same choice; a broken video is retried, but warned about once.
+        for attempt in range(len(self.videos)):
+            video = (index + attempt) % len(self.videos)
+            try:
+                return self._clip(video, self._generator(index))
+            except ValueError as exc:
+                failure = exc
+                if video not in self._warned:
+                    self._warned.add(video)
+                    warnings.warn(
+                        f"cannot load {self.path / self.videos[video].location} ({exc}); items that draw it"
+                        " use the next readable video instead",
+                        stacklevel=2,
+                    )
+        raise RuntimeError(
+            f"no video of {self.path} can be loaded any more (last: {failure}); the dataset changed or was"
+            " damaged after it was indexed: check the files and restart"
+        ) from failure
+
+    def _clip(self, video: int, generator: torch.Generator) -> dict[str, Any]:
+        """The item for video `video`, randomness from `generator`; ValueError if a frame is unreadable."""
+        entry = self.videos[video]
+        times = sample_times(entry.frames, self.frames_per_clip, self.max_gap, self.sampling, generator)
+        flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
+        pixels = read_frames(self._files, entry, times.tolist())
+        size = self.resolution
+        if pixels.shape[1:] != (size, size, 3):
+            raise ValueError(
+                f"its frames are {list(pixels.shape[1:])}, not the dataset's [{size}, {size}, 3]"
+            )
+        if flip:
+            pixels = pixels[:, :, ::-1]
+        # In numpy: torch would spread these small element-wise ops over its intra-op threads, whose
+        # synchronisation costs more than the work (and DataLoader workers run one thread anyway).
+        frames = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(127.5) - 1
+        item: dict[str, Any] = {
+            "frames": torch.from_numpy(frames),
+            "times": times.float(),
+            "video": video,
+        }
+        if entry.factors is not None:
+            factors = {}
+            for factor in FACTORS:
+                value = torch.from_numpy(entry.factors[factor]).float()
+                if factor in PER_FRAME_FACTORS:
+                    value = value[times]
+                if flip:
+                    scale, offset = self._mirror[factor]
+                    value = scale * value + offset
+                factors[factor] = value
+            item["factors"] = factors
+        return item
