@@ -111,6 +111,24 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from stylevid.training.run import run_training  # noqa: PLC0415
+
+    run_training(
+        args.data,
+        args.out,
+        args.preset,
+        args.resume,
+        args.kimg,
+        args.batch,
+        args.gpus,
+        args.workers,
+        args.device,
+        args.run_dir,
+    )
+    return 0
+
+
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", required=True, help="checkpoint (.safetensors) written by stylevid")
     p.add_argument("--frames", type=int, default=64, help="frames per video (default 64)")
@@ -179,6 +197,19 @@ def parser() -> argparse.ArgumentParser:
     )
     edit.add_argument("--steps", type=int, default=5)
     edit.set_defaults(run=_edit)
+
+    train = jobs.add_parser("train", help="train a model from scratch on a video dataset, or resume a run")
+    train.add_argument("--data", required=True, help="dataset: folder, .zip, or folder of videos")
+    train.add_argument("--out", default="runs", help="parent of the run folders (default runs/)")
+    train.add_argument("--preset", default="synth64", choices=["synth64", "ffs256"])
+    train.add_argument("--resume", default=None, help="a run folder to continue from its latest snapshot")
+    train.add_argument("--kimg", type=float, default=None, help="training length in thousands of clips")
+    train.add_argument("--batch", type=int, default=None, help="clips per step over all GPUs")
+    train.add_argument("--gpus", type=int, default=1, help="processes to launch with torchrun (gloo on CPU)")
+    train.add_argument("--workers", type=int, default=2, help="data loading processes per training process")
+    train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    train.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # set by the torchrun relaunch
+    train.set_defaults(run=_train)
     return top
 
 
