@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint format gpu-check clean
+.PHONY: test demo lint format gpu-check clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest -q
+
+# The main job: synthetic faces, synth64 trained on the CPU for ~9 minutes, report in demo/report.
+demo: $(VENV)/.installed
+	$(PY) -m stylevid demo --out demo
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -39,6 +39,7 @@ setup(
         "safetensors",
         "tqdm",
         "av",
+        "matplotlib",
     ],
     # scikit-image only for its bundled face photograph, which the prepare tests film.
     extras_require={"dev": ["pytest", "ruff", "scikit-image"]},

@@ -129,6 +129,13 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from stylevid.training.demo import run_demo  # noqa: PLC0415
+
+    run_demo(args.out, videos=args.videos, frames=args.frames, minutes=args.minutes, workers=args.workers)
+    return 0
+
+
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", required=True, help="checkpoint (.safetensors) written by stylevid")
     p.add_argument("--frames", type=int, default=64, help="frames per video (default 64)")
@@ -210,6 +217,16 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     train.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # set by the torchrun relaunch
     train.set_defaults(run=_train)
+
+    demo = jobs.add_parser(
+        "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
+    )
+    demo.add_argument("--out", default="demo")
+    demo.add_argument("--videos", type=int, default=192)
+    demo.add_argument("--frames", type=int, default=32)
+    demo.add_argument("--minutes", type=float, default=9.0, help="training time budget")
+    demo.add_argument("--workers", type=int, default=2)
+    demo.set_defaults(run=_demo)
     return top
 
 

@@ -289,6 +289,15 @@ class Trainer:
             self.stats["augment/p"].append(self.ada.p)
         self.step_index += 1
 
+    def _out_of_time(self, deadline: float | None) -> bool:
+        # Every process must stop at the same step, so rank 0's clock decides for all.
+        if deadline is None:
+            return False
+        late = torch.tensor(
+            [float(self.process.is_main and time.monotonic() > deadline)], device=self.process.device
+        )
+        return bool(self.process.sum_(late)[0] > 0)
+
     @property
     def _amp(self) -> bool:
         return self.cfg.mixed_precision and self.process.device.type == "cuda"
@@ -392,10 +401,12 @@ class Trainer:
         trainer._tick_started = (time.monotonic(), trainer.nimg)
         return trainer
 
-    def train(self, progress: bool = True) -> Path | None:
-        """Run until cfg.kimg; tick every tick_kimg, snapshot every snapshot_ticks ticks and at the end."""
+    def train(self, progress: bool = True, seconds: float | None = None) -> Path | None:
+        """Run until cfg.kimg (or `seconds` of wall time); tick every tick_kimg, snapshot every
+        snapshot_ticks ticks and at the end."""
         from tqdm import tqdm  # noqa: PLC0415
 
+        deadline = None if seconds is None else time.monotonic() + seconds
         total = int(self.cfg.kimg * 1000)
         tick_nimg = self.cfg.tick_kimg * 1000
         bar = tqdm(
@@ -406,10 +417,11 @@ class Trainer:
             disable=not (progress and self.process.is_main),
         )
         last = None
-        while self.nimg < total:
+        done = self.nimg >= total
+        while not done:
             self.step()
             bar.update(self.cfg.batch)
-            done = self.nimg >= total
+            done = self.nimg >= total or self._out_of_time(deadline)
             if self.nimg >= (self.tick_index + 1) * tick_nimg or done:
                 record = self.tick()
                 bar.set_postfix(kimg=f"{record['kimg']:.1f}", sec_per_kimg=f"{record['sec_per_kimg']:.1f}")
