@@ -97,7 +97,7 @@ def plot_curves(stats_path: Path, out: Path) -> None:
 def run_demo(
     out: str | Path = "demo", videos: int = 192, frames: int = 32, minutes: float = 9.0, workers: int = 2
 ) -> dict:
-    """Render the synthetic data (if missing), train synth64 for `minutes`, write out/report; returns metrics."""
+    """Synthetic data (if missing), train synth64 for `minutes`, write out/report; returns metrics."""
     from stylevid.data.synthetic import synthesize  # noqa: PLC0415
 
     out = Path(out)
@@ -129,7 +129,7 @@ def run_demo(
     plot_curves(run / "stats.jsonl", report / "curves.png")
     metrics = {
         "metric": "frame_fd16",
-        "description": "Frechet distance of 16x16 RGB thumbnails, 1024 real vs 1024 generated frames; lower is better",
+        "description": "Frechet distance of 16x16 thumbnails, 1024 real vs 1024 fake frames; lower is better",
         "untrained": untrained,
         "trained": trained,
         "real_vs_real": baseline,

@@ -234,24 +234,33 @@ def _decode(path: Path, fps: float | None) -> Iterator[np.ndarray]:
                 raise UnusableVideo(CORRUPT, "the file has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            start, slot = None, 0
-            for frame in container.decode(stream):
-                image = frame.to_ndarray(format="rgb24")
-                if fps is None:
-                    yield image
-                    continue
-                if frame.time is None:
-                    raise UnusableVideo(
-                        CORRUPT, "frames without timestamps cannot be resampled; pass its fps"
-                    )
-                start = frame.time if start is None else start
-                # Output frame k shows the first frame shown at or after time (k - 1/2) / fps.
-                target = math.floor((frame.time - start) * fps + 0.5)
-                while slot <= target:
-                    yield image
-                    slot += 1
+            if fps is None:
+                for frame in container.decode(stream):
+                    yield frame.to_ndarray(format="rgb24")
+            else:
+                rate = float(stream.average_rate or stream.guessed_rate or fps)
+                yield from _resample(container.decode(stream), fps, rate)
     except (av.FFmpegError, OSError) as exc:
         raise UnusableVideo(CORRUPT, f"cannot decode: {exc}") from exc
+
+
+def _resample(frames: Iterable[av.VideoFrame], fps: float, rate: float) -> Iterator[np.ndarray]:
+    """uint8 [H, W, 3] frames at `fps` from frames at ~`rate`: frame k is the one shown at time k / fps."""
+    held, start, shown, slot = None, None, 0.0, 0
+    for frame in frames:
+        if frame.time is None:
+            raise UnusableVideo(CORRUPT, "its frames have no timestamps, so they cannot be resampled")
+        start = frame.time if start is None else start
+        shown = frame.time - start
+        # The slots before this frame's time show the frame before it (a slot at the same time shows this).
+        while slot < shown * fps - 1e-6:
+            yield held
+            slot += 1
+        held = frame.to_ndarray(format="rgb24")
+    # The last frame stays on screen for one frame period.
+    while held is not None and slot < (shown + 1 / rate) * fps - 1e-6:
+        yield held
+        slot += 1
 
 
 def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
