@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from stylevid import __version__
+from stylevid.atomic import write_atomically
 
 FORMAT = "stylevid-checkpoint"
 FORMAT_VERSION = 1
@@ -74,7 +74,7 @@ def save_checkpoint(
         "config": _to_json(config, "config"),
         "metadata": _to_json({} if metadata is None else metadata, "metadata"),
     }
-    _write_atomically(path, save(tensors, metadata=header))
+    write_atomically(path, save(tensors, metadata=header))
     return path
 
 
@@ -196,36 +196,6 @@ def _to_json(value: dict[str, Any], field: str) -> str:
             f"checkpoint {field} is not JSON-serializable: {e}; convert it to dicts, lists, str, int, "
             "finite float, bool and None"
         ) from e
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, then rename it onto `path`."""
-    # safetensors' own save_file is not used: it renames its own temp file (mode 0o600) into place,
-    # outside our control of the temp name, its cleanup and the final file mode.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            remaining = memoryview(data)
-            while remaining:
-                remaining = remaining[os.write(fd, remaining) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if os.name == "posix":
-        # Makes the rename itself durable; best effort, since some filesystems refuse fsync on folders.
-        try:
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
 
 
 def _checked_path(path: str | os.PathLike) -> Path:

@@ -246,14 +246,14 @@ def _read_gif(path: Path) -> tuple[list[np.ndarray], int]:
     return [frame for frame, delay in runs for _ in range(round(delay / unit))], unit
 
 
-def _natural_key(file: Path) -> list[int | str]:
+def natural_key(file: Path) -> list[int | str]:
     """Sort key that orders numbers by value: frame2 before frame10."""
     return [int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", file.name)]
 
 
 def _read_folder(path: Path) -> list[np.ndarray]:
     """uint8 [H, W, 3] frames from the png/jpg files of a folder, in natural name order."""
-    files = sorted((f for f in path.iterdir() if f.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
+    files = sorted((f for f in path.iterdir() if f.suffix.lower() in FRAME_SUFFIXES), key=natural_key)
     frames = []
     for file in files:
         with _decoding(file), Image.open(file) as image:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from stylevid import checkpoint
+from stylevid.atomic import write_atomically
 from stylevid.codes import Codes
 from stylevid.config import FACTORS
 from stylevid.networks import Generator, TemporalDiscriminator
@@ -359,10 +359,8 @@ class Trainer:
             self.run_dir / f"{name}-state.safetensors", tensors, {"optimizers": meta}, state
         )
         # Written last: a crash before this line leaves latest.json naming the previous snapshot.
-        _write_json_atomic(
-            self.run_dir / LATEST,
-            {"snapshot": f"{name}.safetensors", "state": f"{name}-state.safetensors", **info},
-        )
+        latest = {"snapshot": f"{name}.safetensors", "state": f"{name}-state.safetensors", **info}
+        write_atomically(self.run_dir / LATEST, json.dumps(latest, indent=2).encode())
         self._write_samples(name)
         return weights
 
@@ -456,18 +454,6 @@ def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch
         state[int(index)][name] = value
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
     opt.load_state_dict({"state": dict(state), "param_groups": groups})
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 class _StepBatches:

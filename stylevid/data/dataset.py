@@ -16,10 +16,10 @@ Randomness comes from a generator seeded by (seed, epoch, item index), so items 
 number of DataLoader workers or on which worker loads them; `set_epoch` reaches workers already started
 (the epoch lives in shared memory) and must be called before iterating, like DistributedSampler's.
 
-A flip mirrors all K frames of a clip together and maps the factors that MIRRORED_FACTORS names to
-their mirrored values: yaw and roll (the head turns and tilts the other way) and light azimuth change
-sign, a background pattern angle becomes pi - angle. Other factors are kept: the mirror image counts
-as the same person in front of the same background.
+A flip (with probability 1/2 when flip=True) mirrors all K frames of a clip together and maps the
+factors that MIRRORED_FACTORS names to their mirrored values: yaw and roll (the head turns and tilts
+the other way) and light azimuth change sign, a background pattern angle becomes pi - angle. Other
+factors are kept: the mirror image counts as the same person in front of the same background.
 """
 
 from __future__ import annotations
@@ -87,11 +87,6 @@ class VideoClipDataset(torch.utils.data.Dataset):
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} must be a non-negative int")
         index = read_index(path)
-        if resolution is not None and resolution != index.resolution:
-            raise ValueError(
-                f"{index.path} holds {index.resolution}x{index.resolution} frames but resolution={resolution}"
-                f" was asked for: train at {index.resolution}, or prepare the dataset at {resolution}"
-            )
         short = [
             (entry.location, f"has {entry.frames} frames, fewer than frames_per_clip={frames_per_clip}")
             for entry in index.videos
@@ -110,6 +105,11 @@ class VideoClipDataset(torch.utils.data.Dataset):
             raise ValueError(
                 f"{self.path} has no usable video of at least {frames_per_clip} frames ({reasons}); write one"
                 " with DatasetWriter or stylevid prepare"
+            )
+        if resolution is not None and resolution != index.resolution:
+            raise ValueError(
+                f"{index.path} holds {index.resolution}x{index.resolution} frames but resolution={resolution}"
+                f" was asked for: train at {index.resolution}, or prepare the dataset at {resolution}"
             )
         if self.skipped:
             warnings.warn(

@@ -55,8 +55,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from stylevid.checkpoint import _write_atomically
-from stylevid.video import FRAME_SUFFIXES, _natural_key
+from stylevid.atomic import write_atomically
+from stylevid.video import FRAME_SUFFIXES, natural_key
 
 FORMAT = "stylevid-dataset"
 FORMAT_VERSION = 1
@@ -320,7 +320,7 @@ def _frame_files(entry: str, names: list[str], skipped: list[tuple[str, str]]) -
             images.append(name)
         else:
             skipped.append((f"{entry}/{name}", f"not a {'/'.join(FRAME_SUFFIXES)} frame; ignored"))
-    return sorted(images, key=lambda n: _natural_key(PurePosixPath(n)))
+    return sorted(images, key=lambda n: natural_key(PurePosixPath(n)))
 
 
 def _probe_folder(files: DatasetFiles, name: str, frames: list[str]) -> tuple[int, tuple[int, int], None]:
@@ -406,7 +406,7 @@ def _index(files: DatasetFiles) -> DatasetIndex:
                 continue
             listed[entry.name] = entry
     factor_names = meta["factor_names"] if meta else None
-    # (entry, probe result or the reason it failed) for every candidate video.
+    # (entry, (frames, (width, height), fps)) for every video that could be probed.
     candidates: list[tuple[VideoEntry, tuple[int, tuple[int, int], float | None]]] = []
     for name in listed:
         if name not in folders:
@@ -455,12 +455,13 @@ def _index(files: DatasetFiles) -> DatasetIndex:
     resolution = meta["resolution"] if meta else _common_resolution(candidates)
     videos = []
     for entry, (_, (width, height), _) in candidates:
-        if (width, height) != (resolution, resolution):
+        if width != height:
+            skipped.append((entry.location, f"is {width}x{height}, not square: crop it (stylevid prepare)"))
+        elif width != resolution:
             skipped.append(
                 (
                     entry.location,
-                    f"is {width}x{height}, but the dataset is {resolution}x{resolution}: crop and resize"
-                    " it (stylevid prepare)",
+                    f"is {width}x{width}, but the dataset is {resolution}x{resolution}: resize it",
                 )
             )
         elif entry.frames < 1:
@@ -597,7 +598,9 @@ class DatasetWriter:
                 " new path, or pass the same settings to resume it"
             )
         for record in meta["videos"]:
-            self._records[record["name"]] = record
+            # A malformed record is not a complete video: leaving it out makes it be written again.
+            if isinstance(record, dict) and isinstance(record.get("name"), str):
+                self._records[record["name"]] = record
 
     def _open_folder(self) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -755,7 +758,7 @@ class DatasetWriter:
 
     def _save_index(self) -> None:
         started = time.monotonic()
-        _write_atomically(self.path / INDEX_FILE, self._index_bytes())
+        write_atomically(self.path / INDEX_FILE, self._index_bytes())
         self._saved_at = time.monotonic()
         self._save_seconds = self._saved_at - started
 

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -50,14 +51,16 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from stylevid.checkpoint import _write_atomically
+from stylevid.atomic import write_atomically
 from stylevid.data.format import DEFAULT_FPS, INDEX_FILE, DatasetFiles, DatasetWriter
 from stylevid.video import video_fps
 
 SOURCE_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 DEFAULT_MARGIN = 1.5
 LIFT = 0.1
-DETECT_SIDE = 400  # MTCNN costs ~80 ms per 400x300 frame on one core; talking heads are far above its 20 px
+# MTCNN takes ~80 ms per 400x300 frame on one core; faces in talking-head videos stay far above its 20 px
+# smallest face at this size.
+DETECT_SIDE = 400
 MIN_PROB = 0.9  # MTCNN's own last threshold (0.7) lets through face-like texture
 TRACK_IOU = 0.3
 MAX_GAP_SECONDS = 0.5
@@ -128,7 +131,7 @@ class PrepareReport:
         for entries in (self.prepared, self.resumed, self.skipped):
             entries.sort(key=lambda entry: entry["source"])
         data = {**asdict(self), "skip_reasons": SKIP_REASONS}
-        _write_atomically(Path(self.path), json.dumps(data, indent=1).encode())
+        write_atomically(Path(self.path), json.dumps(data, indent=1).encode())
 
     def summary(self, listed: int = 10) -> str:
         """A few lines for people: counts, time per video, the first `listed` skipped videos, the report."""
@@ -182,7 +185,7 @@ def video_names(sources: Iterable[str]) -> list[str]:
     names, used = [], set()
     for source in sources:
         parts = PurePosixPath(source).with_suffix("").parts
-        name = "__".join(re.sub(r"[^A-Za-z0-9_-]", "_", part) for part in parts).lstrip("_") or "video"
+        name = "__".join(re.sub(r"[^A-Za-z0-9_-]", "_", part) for part in parts)
         digest = hashlib.sha1(source.encode()).hexdigest()[:8]
         if len(name) > MAX_NAME_BYTES:
             name = f"{name[:MAX_NAME_BYTES]}-{digest}"
@@ -201,7 +204,8 @@ def clip_names(name: str, clips: int) -> list[str]:
 @functools.cache
 def _detector():
     """MTCNN on the CPU, built once per process (its weights ship inside facenet-pytorch)."""
-    from facenet_pytorch import MTCNN  # noqa: PLC0415 (a second of import time, paid only when preparing)
+    # Imported here: facenet-pytorch imports torchvision, seconds that every `stylevid` command would pay.
+    from facenet_pytorch import MTCNN  # noqa: PLC0415
 
     return MTCNN(device="cpu", select_largest=True)
 
@@ -227,19 +231,19 @@ def _source_rate(path: Path) -> float:
 
 
 def _decode(path: Path, fps: float | None) -> Iterator[np.ndarray]:
-    """uint8 [H, W, 3] frames of a video file; with `fps`, resampled to it by the frames' timestamps."""
+    """uint8 [H, W, 3] frames of a video file; with `fps` (if not its own), resampled by their timestamps."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UnusableVideo(CORRUPT, "the file has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            if fps is None:
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+            if fps is None or math.isclose(fps, rate, rel_tol=1e-6):
                 for frame in container.decode(stream):
                     yield frame.to_ndarray(format="rgb24")
             else:
-                rate = float(stream.average_rate or stream.guessed_rate or fps)
-                yield from _resample(container.decode(stream), fps, rate)
+                yield from _resample(container.decode(stream), fps, rate or fps)
     except (av.FFmpegError, OSError) as exc:
         raise UnusableVideo(CORRUPT, f"cannot decode: {exc}") from exc
 
@@ -327,13 +331,11 @@ def track_faces(
 ) -> FaceTrack:
     """Each frame's face box and smoothed crop at `fps` (None: the file's own); UnusableVideo if none."""
     path = Path(path)
-    rate = _source_rate(path)
-    resample = None if fps is None or math.isclose(fps, rate, rel_tol=1e-6) else fps
-    fps = rate if fps is None else fps
+    fps = _source_rate(path) if fps is None else fps
     detector = detector or _detector()
     boxes, previous, size = [], None, (0, 0)
     with _one_thread():
-        for frame in _decode(path, resample):
+        for frame in _decode(path, fps):
             size = frame.shape[:2]
             box = _detect(detector, frame, previous)
             previous = previous if box is None else box
@@ -377,11 +379,9 @@ def crop_face(frame: np.ndarray, cx: float, cy: float, side: float, resolution: 
 
 def _padded(track: FaceTrack) -> int:
     """How many frames of the clips have a crop reaching outside the frame."""
-    cx, cy, side = track.crops.T
+    cx, cy, side = track.crops[~np.isnan(track.crops[:, 0])].T
     height, width = track.size
-    with np.errstate(invalid="ignore"):
-        outside = (np.minimum(cx, cy) < side / 2) | (cx + side / 2 > width) | (cy + side / 2 > height)
-    return int(outside.sum())
+    return int(((np.minimum(cx, cy) < side / 2) | (cx + side / 2 > width) | (cy + side / 2 > height)).sum())
 
 
 def _crop_clips(path: Path, track: FaceTrack, resolution: int) -> list[np.ndarray]:
@@ -390,9 +390,8 @@ def _crop_clips(path: Path, track: FaceTrack, resolution: int) -> list[np.ndarra
     owner = np.full(len(track.boxes), -1)
     for k, (a, b) in enumerate(track.clips):
         owner[a:b] = k
-    resample = None if math.isclose(track.fps, _source_rate(path), rel_tol=1e-6) else track.fps
     count = 0
-    for t, frame in enumerate(_decode(path, resample)):
+    for t, frame in enumerate(_decode(path, track.fps)):
         count += 1
         if t < len(owner) and owner[t] >= 0:
             clips[owner[t]][t - track.clips[owner[t]][0]] = crop_face(frame, *track.crops[t], resolution)
@@ -401,22 +400,28 @@ def _crop_clips(path: Path, track: FaceTrack, resolution: int) -> list[np.ndarra
     return clips
 
 
-def _run_job(job: _Job, detector=None) -> tuple[_Job, dict, list[np.ndarray]]:
+def _skip(job: _Job, reason: str, detail: str) -> tuple[_Job, dict, list[np.ndarray]]:
+    """The _run_job result of a job whose video is skipped."""
+    return job, {"source": job.source, "reason": reason, "detail": detail}, []
+
+
+def _run_job(job: _Job) -> tuple[_Job, dict, list[np.ndarray]]:
     """Prepare one video: (job, its report entry, its clips' frames); a failure becomes a skip entry."""
     started = time.monotonic()
     try:
-        track = track_faces(job.path, job.fps, job.margin, job.min_frames, detector)
+        track = track_faces(job.path, job.fps, job.margin, job.min_frames)
         clips = _crop_clips(job.path, track, job.resolution)
     except UnusableVideo as exc:
-        return job, {"source": job.source, "reason": exc.reason, "detail": exc.detail}, []
+        return _skip(job, exc.reason, exc.detail)
     except Exception as exc:  # one bad video must not stop a run over thousands
-        return job, {"source": job.source, "reason": ERROR, "detail": f"{type(exc).__name__}: {exc}"}, []
+        return _skip(job, ERROR, f"{type(exc).__name__}: {exc}")
     found = ~np.isnan(track.boxes[:, 0])
     entry = {
         "source": job.source,
         "names": clip_names(job.name, len(clips)),
         "frames": sum(len(clip) for clip in clips),
         "source_frames": len(track.boxes),
+        "source_size": list(track.size),
         "clips": [list(clip) for clip in track.clips],
         "detection_rate": round(float(found.mean()), 4),
         "mean_crop_side": round(float(np.nanmean(track.crops[:, 2])), 1),
@@ -424,10 +429,6 @@ def _run_job(job: _Job, detector=None) -> tuple[_Job, dict, list[np.ndarray]]:
         "seconds": round(time.monotonic() - started, 2),
     }
     return job, entry, clips
-
-
-def _failed(job: _Job, detail: str) -> tuple[_Job, dict, list[np.ndarray]]:
-    return job, {"source": job.source, "reason": ERROR, "detail": detail}, []
 
 
 def _results(jobs: list[_Job], workers: int) -> Iterator[tuple[_Job, dict, list[np.ndarray]]]:
@@ -442,10 +443,8 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[tuple[_Job, dict, list[
     pending: dict[Future, _Job] = {}
     try:
         # Two jobs per worker in flight: finished crops wait in memory until they are written.
-        for job in queue:
+        for job in itertools.islice(queue, 2 * workers):
             pending[pool.submit(_run_job, job)] = job
-            if len(pending) == 2 * workers:
-                break
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -454,9 +453,9 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[tuple[_Job, dict, list[
                     yield future.result()
                 except BrokenProcessPool:
                     detail = "a worker process died (out of memory?); run prepare again to resume"
-                    yield _failed(job, detail)
+                    yield _skip(job, ERROR, detail)
                     for other in [*pending.values(), *queue]:
-                        yield _failed(other, f"not run: {detail}")
+                        yield _skip(other, ERROR, f"not run: {detail}")
                     return
                 following = next(queue, None)
                 if following is not None:
@@ -497,7 +496,10 @@ def _previous_entries(path: Path) -> dict[str, dict]:
 def _check_settings(resolution: int, fps: float | None, workers: int, min_frames: int, margin: float) -> None:
     checks = [
         (isinstance(resolution, int) and resolution >= 8, f"resolution={resolution!r} must be an int >= 8"),
-        (fps is None or (math.isfinite(fps) and fps > 0), f"fps={fps!r} must be positive (or None: keep)"),
+        (
+            fps is None or (math.isfinite(fps) and fps > 0),
+            f"fps={fps!r} must be positive (or None: the sources' rate)",
+        ),
         (isinstance(workers, int) and workers >= 1, f"workers={workers!r} must be an int >= 1"),
         (isinstance(min_frames, int) and min_frames >= 1, f"min_frames={min_frames!r} must be an int >= 1"),
         (math.isfinite(margin) and margin > 0, f"margin={margin!r} must be positive (1.5: FFHQ framing)"),
@@ -538,8 +540,12 @@ def prepare(
     with DatasetWriter(dest, fps, resolution) as writer:
         for file, relative, name in zip(files, sources, video_names(sources), strict=True):
             # name.clip1 is written after the other clips, so it marks a multi-clip video as complete.
-            if writer.has_video(name) or writer.has_video(f"{name}{CLIP_SEP}1"):
-                report.resumed.append(previous.get(relative, {"source": relative, "names": [name]}))
+            numbered = (f"{name}{CLIP_SEP}{k}" for k in itertools.count(1))
+            names = (
+                [name] if writer.has_video(name) else list(itertools.takewhile(writer.has_video, numbered))
+            )
+            if names:
+                report.resumed.append(previous.get(relative, {"source": relative, "names": names}))
             else:
                 jobs.append(_Job(file, relative, name, fps, resolution, margin, min_frames))
         saved = time.monotonic()
@@ -554,7 +560,9 @@ def prepare(
                     continue
                 names = entry["names"]
                 for k in reversed(range(len(clips))):
-                    writer.add_video(names[k], clips[k], source=job.source)
+                    # A killed run may have written the later clips already (the same frames).
+                    if not writer.has_video(names[k]):
+                        writer.add_video(names[k], clips[k], source=job.source)
                 report.prepared.append(entry)
                 if time.monotonic() - saved > REPORT_SAVE_SECONDS:
                     report.seconds, saved = time.monotonic() - started, time.monotonic()

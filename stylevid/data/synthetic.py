@@ -97,6 +97,7 @@ _CAMERA_DISTANCE = 8.0  # mild perspective: the near ear looks a little larger t
 _CAMERA = np.array([0.0, _VIEW_CENTER_Y, _CAMERA_DISTANCE], dtype=np.float32)
 _VISIBLE_SLACK = 1e-3  # a landmark lies on a surface; float error must not hide it
 _SMOOTH_UNION = 0.25  # how far (in the implicit value) cranium and jaw normals blend across their seam
+_HAIR_SLOPE = 0.35  # azimuth (rad) over which the hairline goes down from the forehead to the sides
 _WRAP = 0.15  # light wraps a little past the terminator, as through skin
 
 # sRGB colour stops, interpolated by the identity's [0, 1] values.
@@ -143,9 +144,8 @@ class _Ellipsoid:
 class _Face:
     """An identity turned into geometry (head units) and sRGB colours."""
 
-    shapes: dict[
-        str, _Ellipsoid
-    ]  # keys of _SURFACES; neck and shoulders in world space, the rest in head space
+    # By the shape names of _SURFACES; neck and shoulders in world space, the rest in head space.
+    shapes: dict[str, _Ellipsoid]
     skin: np.ndarray
     hair_color: np.ndarray
     iris: np.ndarray
@@ -196,14 +196,7 @@ def _rotation(yaw, pitch, roll) -> np.ndarray:
     """Head-to-world rotations [..., 3, 3]: nod (pitch) first, then turn (yaw), then tilt (roll)."""
     yaw, pitch, roll = (np.asarray(a, dtype=np.float32) for a in (yaw, pitch, roll))
     zero, one = np.zeros_like(yaw), np.ones_like(yaw)
-    cy, sy, cp, sp, cr, sr = (
-        np.cos(yaw),
-        np.sin(yaw),
-        np.cos(pitch),
-        np.sin(pitch),
-        np.cos(roll),
-        np.sin(roll),
-    )
+    (cy, cp, cr), (sy, sp, sr) = np.cos([yaw, pitch, roll]), np.sin([yaw, pitch, roll])
     turn = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(*yaw.shape, 3, 3)
     # Pitch > 0 lifts the nose (+z towards +y): a rotation about x by -pitch.
     nod = np.stack([one, zero, zero, zero, cp, sp, zero, -sp, cp], -1).reshape(*yaw.shape, 3, 3)
@@ -243,9 +236,9 @@ def _face(identity: np.ndarray) -> _Face:
         # The wings of the nostrils widen its base, so it reads as a nose and not a peg.
         f"{side_name}_wing": _Ellipsoid(
             np.array(
-                [side * 0.9 * nose_width, base + 0.05, _surface_z([cranium, jaw], 0.0, base) - 0.02], f32
+                [side * 0.75 * nose_width, base + 0.045, _surface_z([cranium, jaw], 0.0, base) - 0.03], f32
             ),
-            np.array([0.05, 0.045, 0.06], f32),
+            np.array([0.045, 0.04, 0.055], f32),
         )
         for side_name, side in (("right", -1.0), ("left", 1.0))
     }
@@ -380,9 +373,13 @@ def _hair_covers(face: _Face, p: np.ndarray) -> np.ndarray:
     opening = face.face_opening
     # The forehead's edge dips at the temples; behind the face the hair falls from the sides to the back.
     front = face.hairline - 0.15 * (azimuth / opening) ** 2
-    ramp = np.clip((azimuth - opening) / (math.pi - opening), 0, 1)
-    line = np.where(azimuth < opening, front, face.hair_side + (face.hair_back - face.hair_side) * ramp)
-    return p[:, 1] > line
+    behind = face.hair_side + (face.hair_back - face.hair_side) * np.clip(
+        (azimuth - opening) / (math.pi - opening), 0, 1
+    )
+    # A smooth step between the two, so sideburns and long hair slope down instead of a sharp notch.
+    w = np.clip((azimuth - opening) / _HAIR_SLOPE + 0.5, 0, 1)
+    w = w * w * (3 - 2 * w)
+    return p[:, 1] > front + (behind - front) * w
 
 
 def _place(face: _Face, rot: np.ndarray) -> dict[str, _Quadric]:
@@ -437,28 +434,27 @@ def _skin_albedo(face: _Face, p: np.ndarray, surface: str) -> np.ndarray:
     """sRGB albedo [K, 3] of cranium and jaw at head-space points [K, 3]: skin with eyes, brows and mouth."""
     color = np.broadcast_to(face.skin, p.shape).astype(np.float32)
     front = p[:, 2] > 0  # features are painted on the face, not on the back of the head
-    for paint, (x, y, half_width, half_height) in _features(face):
+    for paint, (x, y), (half_width, below, above) in _features(face):
         # Each feature is painted inside its box only: most of the skin needs no work.
-        k = np.flatnonzero(front & (np.abs(p[:, 0] - x) < half_width) & (np.abs(p[:, 1] - y) < half_height))
-        color[k] = paint(face, p[k, 0] - x, p[k, 1] - y, color[k])
+        dx, dy = p[:, 0] - x, p[:, 1] - y
+        k = np.flatnonzero(front & (np.abs(dx) < half_width) & (dy > -below) & (dy < above))
+        color[k] = paint(face, dx[k], dy[k], color[k])
     return color
 
 
 def _features(face: _Face) -> list:
-    """(paint, box) of every painted feature; paint(face, x, y, color) works relative to the box centre."""
-    eye = face.eye_width
-    boxes = []
+    """(paint, centre, box) of each painted feature; paint(face, x, y, color) takes x, y from the centre."""
+    features = []
     for side in (-1.0, 1.0):
-        mirrored = functools.partial(_eye, side=side)
-        boxes.append((mirrored, (side * face.eye_spacing, face.eye_y + 0.1, 1.7 * eye, 0.32)))
-        boxes.append((_cheek, (side * 0.42, -0.35, 0.3, 0.25)))
-    boxes.append((_mouth, (0.0, face.mouth_y, 1.1 * face.mouth_width, 0.12)))
-    return boxes
+        eye_box = (1.7 * face.eye_width, 0.22, 0.42)  # above the eye: the brow
+        features.append((functools.partial(_eye, side=side), (side * face.eye_spacing, face.eye_y), eye_box))
+        features.append((_cheek, (side * 0.42, -0.35), (0.3, 0.25, 0.25)))
+    features.append((_mouth, (0.0, face.mouth_y), (1.1 * face.mouth_width, 0.12, 0.12)))
+    return features
 
 
 def _eye(face: _Face, x: np.ndarray, y: np.ndarray, color: np.ndarray, side: float) -> np.ndarray:
     """An eye (white, iris, pupil, lashes) and its brow, centred on the eye; `side` -1: subject's right."""
-    y = y + 0.1  # the box is centred above the eye, to hold the brow
     ex, ey = x / face.eye_width, y / face.eye_height
     # A darker socket stands in for the shadow of the brow, which the tracer does not cast.
     socket = 0.18 * np.clip(1 - (ex / 1.6) ** 2 - ((ey + 0.2) / 2.6) ** 2, 0, 1) ** 2
@@ -647,7 +643,7 @@ def _check(name: str, value, shape: tuple) -> np.ndarray:
 
 def _check_identity(identity) -> np.ndarray:
     identity = _check("identity", identity, (len(IDENTITY_NAMES),))
-    bad = [f"{n}={v:.3g}" for n, v in zip(IDENTITY_NAMES, identity) if not 0 <= v <= 1]
+    bad = [f"{n}={v:.3g}" for n, v in zip(IDENTITY_NAMES, identity, strict=True) if not 0 <= v <= 1]
     if bad:
         raise ValueError(f"identity values must be in [0, 1]; got {', '.join(bad)}")
     return identity
@@ -820,7 +816,7 @@ def synthesize(
     workers: int = 2,
     progress: bool = True,
 ) -> Path:
-    """Write `videos` videos uint8 [frames, R, R, 3] with their factors as a dataset (folder or .zip) at `out`.
+    """Write `videos` videos uint8 [frames, R, R, 3] and their factors as a dataset (folder or .zip) at `out`.
 
     Videos already in a folder dataset are skipped, so an interrupted run resumes where it stopped.
     """

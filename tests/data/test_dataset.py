@@ -143,7 +143,7 @@ def test_directory_zip_and_mp4_give_the_same_clips(tmp_path):
 
 
 def test_a_flip_mirrors_every_frame_of_a_clip_and_the_factors_follow(tmp_path):
-    build(tmp_path / "ds", [30] * 12)
+    build(tmp_path / "ds", [12] * 10)
     flipping = VideoClipDataset(tmp_path / "ds", frames_per_clip=4)
     plain = VideoClipDataset(tmp_path / "ds", frames_per_clip=4, flip=False)
     flips = []

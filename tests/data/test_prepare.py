@@ -133,8 +133,8 @@ def test_crop_follows_the_face(track, expected_crops):
     assert track.clips == [(0, FRAMES)]
     side = expected_crops[:, 2]
     centre_error = np.hypot(*(track.crops[:, :2] - expected_crops[:, :2]).T)
-    # The camera moves the face ~60 px and zooms 1.4x; the crop stays within a few pixels of it.
-    assert centre_error.max() < 0.03 * side.min(), centre_error
+    # The camera moves the face ~50 px and zooms 1.4x; the crop stays within a few pixels of it.
+    assert centre_error.max() < 0.05 * side.min(), centre_error
     assert np.abs(track.crops[:, 2] / side - 1).max() < 0.08
 
 
@@ -143,8 +143,8 @@ def test_crop_is_smooth(track):
     jitter, smoothed = np.diff(detected, 2, axis=0), np.diff(track.crops, 2, axis=0)
     jitter_rms, smoothed_rms = np.sqrt((jitter**2).mean(0)), np.sqrt((smoothed**2).mean(0))
     # The detector's jitter is gone: the remaining curvature is the camera's own (< 1 px per frame²).
-    assert (smoothed_rms < 0.5 * jitter_rms).all(), (smoothed_rms, jitter_rms)
-    assert np.abs(smoothed).max() < 0.015 * track.crops[:, 2].min()
+    assert (smoothed_rms < 0.3 * jitter_rms).all(), (smoothed_rms, jitter_rms)
+    assert np.abs(smoothed).max() < 0.03 * track.crops[:, 2].min()
 
 
 def test_output_frames_are_centred_faces(prepared, detector):
@@ -185,6 +185,32 @@ def test_rerun_resumes_without_redoing_finished_videos(prepared, sources, tmp_pa
     assert again.resumed == report.prepared  # the earlier entry, carried over
     assert frame.stat().st_mtime_ns == written
     assert "already in the dataset" in again.summary()
+
+
+def test_a_long_gap_splits_the_video_into_clips_that_resume_one_by_one(tmp_path):
+    film, _ = _film(data.astronaut(), FRAMES)
+    film[5:19] = _gradient(14)  # 14 frames without a face: longer than MAX_GAP_SECONDS at 25 fps
+    _save(film, tmp_path / "in" / "cut.mp4")
+    dest = tmp_path / "faces"
+    (entry,) = prepare(tmp_path / "in", dest, RESOLUTION, workers=1, min_frames=4, progress=False).prepared
+    assert entry["names"] == ["cut.clip1", "cut.clip2"] and entry["clips"] == [[0, 5], [19, 24]]
+    assert sorted((v.name, v.frames) for v in read_index(dest).videos) == [("cut.clip1", 5), ("cut.clip2", 5)]
+    # A run killed between the clips leaves clip2 (written first); the next run adds only clip1.
+    shutil.rmtree(dest / "cut.clip1")
+    kept = (dest / "cut.clip2" / "000000.png").stat().st_mtime_ns
+    again = prepare(tmp_path / "in", dest, RESOLUTION, workers=1, min_frames=4, progress=False)
+    assert [e["names"] for e in again.prepared] == [["cut.clip1", "cut.clip2"]]
+    assert (dest / "cut.clip2" / "000000.png").stat().st_mtime_ns == kept
+    assert {v.name for v in read_index(dest).videos} == {"cut.clip1", "cut.clip2"}
+
+
+@pytest.mark.parametrize("fps, shown", [(25, range(24)), (12.5, range(0, 24, 2)), (50, np.arange(48) // 2)])
+def test_frame_rate_is_changed_by_repeating_or_dropping_frames(tmp_path, fps, shown):
+    video = _gradient(24)
+    video[:, :8, :8] = np.arange(24)[:, None, None, None] * 10  # the frame's index, readable after x264
+    _save(video, tmp_path / "count.mp4")
+    frames = list(prepare_module._decode(tmp_path / "count.mp4", fps))
+    assert [round(frame[:8, :8].mean() / 10) for frame in frames] == list(shown)
 
 
 def test_video_names_are_sanitised_and_unique():

@@ -1,4 +1,4 @@
-"""The trainer on the CPU: steps change every network, resume is exact, 2 processes equal 1, crashes lose nothing."""
+"""The trainer on the CPU: every network moves, resume is exact, 2 processes equal 1, crashes lose nothing."""
 
 import json
 import signal

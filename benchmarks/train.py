@@ -1,0 +1,111 @@
+"""Training speed: sec/kimg of the synth64 preset, and what the temporal discriminator costs over per-frame D.
+
+    python benchmarks/train.py [--steps 6] [--device cpu]
+
+Data are random in-memory clips (loading is measured in benchmarks/data.py). The temporal
+overhead compares, on the same clips, a forward+backward of the whole TemporalDiscriminator with
+one of its per-frame path alone (the 2-D blocks and the per-frame head, i.e. what a per-frame
+image discriminator would cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from stylevid.training.config import train_preset
+from stylevid.training.trainer import Trainer
+
+
+class RandomClips(torch.utils.data.Dataset):
+    """Random clips [K, 3, R, R] with increasing times."""
+
+    def __init__(self, resolution: int, k: int, count: int = 64):
+        self.frames = torch.rand(count, k, 3, resolution, resolution) * 2 - 1
+        self.times = torch.arange(k, dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def __getitem__(self, index: int) -> dict:
+        return {"frames": self.frames[index], "times": self.times}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def sec_per_kimg(preset: str, steps: int, device: str) -> tuple[float, float]:
+    """(seconds per thousand real clips, peak memory in MiB) over `steps` steps after two warm-up steps."""
+    cfg = train_preset(preset)
+    model = cfg.model
+    trainer = Trainer(
+        cfg, RandomClips(model.generator.resolution, model.discriminator.frames), "/tmp/stylevid-bench"
+    )
+    trainer.process = type(trainer.process)(0, 1, torch.device(device))
+    for _ in range(2):
+        trainer.step()
+    _sync(trainer.process.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    _sync(trainer.process.device)
+    seconds = (time.perf_counter() - start) / steps
+    memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
+    return seconds / cfg.batch * 1000, memory
+
+
+def temporal_overhead(preset: str, repeats: int, device: str) -> tuple[float, float]:
+    """(ms of the whole D, ms of its per-frame path), forward + backward on one batch of clips."""
+    cfg = train_preset(preset)
+    trainer = Trainer(cfg, RandomClips(8, 3), "/tmp/stylevid-bench")
+    disc = trainer.D.to(device).requires_grad_(True)
+    c = cfg.model.discriminator
+    frames = torch.randn(cfg.batch, c.frames, 3, c.resolution, c.resolution, device=device)
+    times = torch.arange(c.frames, dtype=torch.float32, device=device).expand(cfg.batch, -1)
+
+    def whole():
+        scores = disc(frames, times)
+        (scores["video"].sum() + scores["frames"].sum()).backward()
+
+    def per_frame():
+        x = disc.from_rgb(frames.flatten(0, 1))
+        for block in [*disc.frame_blocks, *disc.image_blocks]:
+            x = block(x)
+        disc.image_head(x).sum().backward()
+
+    out = []
+    for fn in (whole, per_frame):
+        fn()
+        _sync(torch.device(device))
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _sync(torch.device(device))
+        out.append((time.perf_counter() - start) / repeats * 1000)
+    return out[0], out[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="synth64")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, preset {args.preset}"
+    )
+    seconds, memory = sec_per_kimg(args.preset, args.steps, args.device)
+    print(f"training: {seconds:.1f} sec/kimg, batch {train_preset(args.preset).batch}, peak {memory:.0f} MiB")
+    whole, frames_only = temporal_overhead(args.preset, max(args.steps, 3), args.device)
+    print(
+        f"D forward+backward: temporal {whole:.1f} ms, per-frame path only {frames_only:.1f} ms, "
+        f"ratio {whole / frames_only:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
