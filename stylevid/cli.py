@@ -218,6 +218,11 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # set by the torchrun relaunch
     train.set_defaults(run=_train)
 
+    from stylevid.data import prepare, synthetic  # noqa: PLC0415
+
+    synthetic.register_cli(jobs)
+    prepare.register_cli(jobs)
+
     demo = jobs.add_parser(
         "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
     )

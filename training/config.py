@@ -93,10 +93,10 @@ def _synth64() -> TrainConfig:
             w_dim=128,
             mapping_layers=2,
             motion_layers=2,
-            channel_base=2048,
-            channel_max=128,
+            channel_base=1024,
+            channel_max=64,
         ),
-        DiscriminatorConfig(resolution=64, frames=3, fuse_resolution=16, channel_base=2048, channel_max=128),
+        DiscriminatorConfig(resolution=64, frames=3, fuse_resolution=16, channel_base=1024, channel_max=64),
     )
     return TrainConfig(
         model=model,

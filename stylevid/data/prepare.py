@@ -495,7 +495,10 @@ def _previous_entries(path: Path) -> dict[str, dict]:
 
 def _check_settings(resolution: int, fps: float | None, workers: int, min_frames: int, margin: float) -> None:
     checks = [
-        (isinstance(resolution, int) and resolution >= 8, f"resolution={resolution!r} must be an int >= 8"),
+        (
+            isinstance(resolution, int) and resolution >= 1,
+            f"resolution={resolution!r} must be a positive int",
+        ),
         (
             fps is None or (math.isfinite(fps) and fps > 0),
             f"fps={fps!r} must be positive (or None: the sources' rate)",
@@ -523,6 +526,8 @@ def prepare(
 
     `fps` None keeps the rate of the dataset being resumed, else takes the most common rate of the
     sources; videos at other rates are resampled. Returns the report, also saved beside `dest`.
+    With workers > 1 the workers are spawned processes, which import the caller's main script: call
+    prepare from a script under `if __name__ == "__main__":`.
     """
     _check_settings(resolution, fps, workers, min_frames, margin)
     started = time.monotonic()
