@@ -1,4 +1,4 @@
-"""Data speed on the CPU: writing a dataset, indexing it, loading clips from a folder, a .zip and mp4 files.
+"""Data speed on the CPU: rendering synthetic faces, writing, indexing and loading a folder, a .zip and mp4s.
 
     python benchmarks/data.py [--path DATASET] [--videos 24] [--frames 64] [--resolution 64] [--workers 0 2]
 
@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from stylevid.data.dataset import VideoClipDataset
 from stylevid.data.format import DatasetWriter, read_index
+from stylevid.data.synthetic import render_speed
 from stylevid.video import save_video
 
 
@@ -78,8 +79,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--clips", type=int, default=512, help="clips loaded per measurement")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--render", type=int, nargs="*", default=[64, 128], help="resolutions to render")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for resolution in args.render:
+        print(f"synthetic faces at {resolution}²: {render_speed(resolution, 32):.1f} frames/s (one process)")
     with tempfile.TemporaryDirectory() as temp:
         if args.path is not None:
             datasets = {str(args.path): args.path}
