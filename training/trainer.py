@@ -365,12 +365,16 @@ class Trainer:
         return weights
 
     def _write_samples(self, name: str) -> None:
+        """The same 8 videos at every snapshot: an mp4 grid beside it, and frames in TensorBoard."""
         from stylevid.api import VideoGenerator  # noqa: PLC0415
-        from stylevid.video import save_video  # noqa: PLC0415
+        from stylevid.video import make_grid, save_video  # noqa: PLC0415
 
         gen = VideoGenerator(self.G_ema, self.cfg.model)
-        codes = gen.sample(8, seed=0, frames=16)
-        save_video(gen.render(codes, 16).cpu(), self.run_dir / f"{name}-samples.mp4", fps=8, nrow=4)
+        video = gen.render(gen.sample(8, seed=0, frames=16), 16).cpu()
+        save_video(video, self.run_dir / f"{name}-samples.mp4", fps=8, nrow=4)
+        # Rows: videos; columns: every 4th frame, so motion shows in a still image.
+        sheet = make_grid(video[:, ::4].flatten(0, 1), nrow=4)
+        self._tensorboard().add_image("samples", (sheet + 1) / 2, self.nimg)
 
     @classmethod
     def resume(
