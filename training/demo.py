@@ -108,6 +108,7 @@ def run_demo(
     print(f"dataset ready in {time.monotonic() - started:.0f} s: {data}")
     config = train_preset("synth64")
     config.kimg = 10_000.0  # the time budget ends the run
+    config.tick_kimg, config.snapshot_ticks = 0.04, 50  # points for the curves every 5 steps
     dataset = open_dataset(data, config)
     run = out / "run"
     trainer = Trainer(config, dataset, run, workers=workers)

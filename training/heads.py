@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,19 +16,20 @@ from stylevid.shapes import assert_shape
 class FactorHead(nn.Module):
     """Frames [N, K, 3, R, R] -> per-factor predictions of the W codes and an identity embedding.
 
+    `channels(resolution)` sizes the layers (the trainer passes the discriminator's).
+
     identity and background are predicted from the mean over the K frames ([N, w_dim]); pose
     and lighting per frame ([N, K, w_dim]); `embedding` is the per-frame identity embedding
     [N, K, embed_dim], unit length, for the contrastive identity term.
     """
 
-    def __init__(self, resolution: int, w_dim: int, channels: int = 64, embed_dim: int = 64):
+    def __init__(self, resolution: int, w_dim: int, channels: Callable[[int], int], embed_dim: int = 64):
         super().__init__()
         self.resolution = resolution
-        self.from_rgb = Conv2dLayer(3, channels, 1)
-        self.blocks = nn.Sequential(
-            *[DiscriminatorBlock(channels, channels) for _ in range(int(math.log2(resolution)) - 2)]
-        )
-        self.features = FullyConnected(channels * 16, 4 * w_dim, activation="lrelu")
+        self.from_rgb = Conv2dLayer(3, channels(resolution), 1)
+        sizes = [2**i for i in range(int(math.log2(resolution)), 2, -1)]
+        self.blocks = nn.Sequential(*[DiscriminatorBlock(channels(r), channels(r // 2)) for r in sizes])
+        self.features = FullyConnected(channels(4) * 16, 4 * w_dim, activation="lrelu")
         self.heads = nn.ModuleDict(
             {f: FullyConnected(4 * w_dim, w_dim) for f in ("identity", "pose", "lighting", "background")}
         )

@@ -79,7 +79,10 @@ class Trainer:
             torch.manual_seed(config.seed)  # every process starts from the same weights
             self.G = Generator(config.model.generator).to(device)
             self.D = TemporalDiscriminator(config.model.discriminator).to(device)
-            self.Q = FactorHead(config.model.generator.resolution, config.model.generator.w_dim).to(device)
+            model = config.model
+            self.Q = FactorHead(
+                model.generator.resolution, model.generator.w_dim, model.discriminator.channels
+            ).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         k = config.model.discriminator.frames
         self.frames_per_clip = k
@@ -411,18 +414,20 @@ class Trainer:
         deadline = None if seconds is None else time.monotonic() + seconds
         total = int(self.cfg.kimg * 1000)
         tick_nimg = self.cfg.tick_kimg * 1000
-        bar = tqdm(
-            total=total,
-            initial=self.nimg,
-            unit="clip",
-            unit_scale=True,
-            disable=not (progress and self.process.is_main),
-        )
+        show = progress and self.process.is_main
+        # A time budget shows as a bar over seconds; a length in kimg as a bar over clips.
+        if deadline is None:
+            bar = tqdm(total=total, initial=self.nimg, unit="clip", unit_scale=True, disable=not show)
+        else:
+            bar = tqdm(total=int(seconds), unit="s", disable=not show)
+        started = time.monotonic()
         last = None
         done = self.nimg >= total
         while not done:
             self.step()
-            bar.update(self.cfg.batch)
+            bar.update(
+                self.cfg.batch if deadline is None else min(time.monotonic() - started, seconds) - bar.n
+            )
             done = self.nimg >= total or self._out_of_time(deadline)
             if self.nimg >= (self.tick_index + 1) * tick_nimg or done:
                 record = self.tick()

