@@ -426,7 +426,7 @@ class Trainer:
         while not done:
             self.step()
             bar.update(
-                self.cfg.batch if deadline is None else min(time.monotonic() - started, seconds) - bar.n
+                self.cfg.batch if deadline is None else int(min(time.monotonic() - started, seconds)) - bar.n
             )
             done = self.nimg >= total or self._out_of_time(deadline)
             if self.nimg >= (self.tick_index + 1) * tick_nimg or done:
