@@ -20,7 +20,7 @@ lint: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest -q
 
-# The main job: synthetic faces, synth64 trained on the CPU for ~9 minutes, report in demo/report.
+# The main job: synthetic faces, synth64 trained on the CPU for ~11 minutes, report in demo/report.
 demo: $(VENV)/.installed
 	$(PY) -m stylevid demo --out demo
 

@@ -229,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo")
     demo.add_argument("--videos", type=int, default=192)
     demo.add_argument("--frames", type=int, default=32)
-    demo.add_argument("--minutes", type=float, default=9.0, help="training time budget")
+    demo.add_argument("--minutes", type=float, default=11.0, help="training time budget")
     demo.add_argument("--workers", type=int, default=2)
     demo.set_defaults(run=_demo)
     return top

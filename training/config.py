@@ -108,7 +108,7 @@ def _synth64() -> TrainConfig:
         kimg=20.0,
         tick_kimg=1.0,
         snapshot_ticks=5,
-        loss=LossWeights(r1_gamma=0.2),
+        loss=LossWeights(r1_gamma=1.0),
         augment=AugmentConfig(enabled=False),
     )
 

@@ -95,7 +95,7 @@ def plot_curves(stats_path: Path, out: Path) -> None:
 
 
 def run_demo(
-    out: str | Path = "demo", videos: int = 192, frames: int = 32, minutes: float = 9.0, workers: int = 2
+    out: str | Path = "demo", videos: int = 192, frames: int = 32, minutes: float = 11.0, workers: int = 2
 ) -> dict:
     """Synthetic data (if missing), train synth64 for `minutes`, write out/report; returns metrics."""
     from stylevid.data.synthetic import synthesize  # noqa: PLC0415
