@@ -147,7 +147,8 @@ class Trainer:
 
     # ---- losses (each returns this process's share of the global mean) -------------------
 
-    def _sample_fake(self, generator: torch.Generator, with_parts: bool = False):
+    def _sample_fake(self, generator: torch.Generator) -> tuple[Codes, torch.Tensor]:
+        """Codes of the whole global batch and this process's clip times [b, K]."""
         cfg, rows = self.cfg, self.process.rows(self.cfg.batch)
         times = clip_times(cfg.batch, self.frames_per_clip, cfg.max_gap, generator, max_start=cfg.max_gap)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
