@@ -140,7 +140,6 @@ def test_a_kill_during_snapshots_leaves_a_resumable_run(tmp_path):
         checkpoint.load_checkpoint(run / latest[key])
     resumed = Trainer.resume(run, ClipsInMemory())
     assert resumed.step_index == latest["step"] >= 1
-    assert not list(run.glob(".*tmp*")) or all(p.stat().st_size >= 0 for p in run.glob(".*tmp*"))
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_snapshot(clips, tmp_path, monkeypatch):
