@@ -33,10 +33,10 @@ import torch
 
 from stylevid.data.format import (
     FACTORS,
-    MIRRORED_FACTORS,
     PER_FRAME_FACTORS,
     DatasetFiles,
     VideoEntry,
+    mirror_coefficients,
     read_frames,
     read_index,
 )
@@ -124,9 +124,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.seed = seed
         # (scale [D], offset [D]) per factor: a flipped clip's value is scale * value + offset.
         self._mirror = {
-            factor: torch.tensor([MIRRORED_FACTORS.get(factor, {}).get(n, (1.0, 0.0)) for n in names])
-            .reshape(-1, 2)
-            .T
+            factor: torch.tensor(mirror_coefficients(factor, names))
             for factor, names in (index.factor_names or {}).items()
         }
         self._files = DatasetFiles(self.path)

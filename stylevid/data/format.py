@@ -73,6 +73,14 @@ MIRRORED_FACTORS: dict[str, dict[str, tuple[float, float]]] = {
     "lighting": {"azimuth": (-1.0, 0.0)},
     "background": {"angle": (-1.0, math.pi)},
 }
+
+
+def mirror_coefficients(factor: str, names: Sequence[str]) -> tuple[list[float], list[float]]:
+    """(scale [D], offset [D]) for `factor`'s `names`: a mirrored frame's value is scale * value + offset."""
+    pairs = [MIRRORED_FACTORS.get(factor, {}).get(name, (1.0, 0.0)) for name in names]
+    return [scale for scale, _ in pairs], [offset for _, offset in pairs]
+
+
 # The PyAV formats of stylevid.video; gifs are palette-quantised previews, not training data.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 # Decoding costs the same at every zlib level; level 1 writes several times faster than the default 6
