@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo lint format gpu-check clean
+.PHONY: test demo lint format gpu-check probes clean
 
 $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: lint
 # The main job: synthetic faces, synth64 trained on the CPU for ~11 minutes, report in demo/report.
 demo: $(VENV)/.installed
 	$(PY) -m stylevid demo --out demo
+
+# Retrain the factor probes the package ships (metrics/probes/synthetic64.safetensors, ~10 min on 2 cores).
+probes: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(PY) -m stylevid train-probes
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

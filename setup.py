@@ -26,7 +26,11 @@ setup(
         "stylevid.training": "training",
         "stylevid.metrics": "metrics",
     },
-    package_data={"stylevid.custom_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*.cu"]},
+    package_data={
+        "stylevid.custom_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*.cu"],
+        # The leakage metric's factor probes, made by `make probes`.
+        "stylevid.metrics": ["probes/*.safetensors"],
+    },
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.1",

@@ -1,0 +1,265 @@
+"""Factor probes: a small CNN that reads the synthetic dataset's ground-truth factors back from a frame.
+
+The probe sees one 64² frame and predicts every factor value of FACTOR_NAMES (20 identity, 3 pose,
+5 lighting, 10 background numbers), each standardised by the mean and standard deviation it has over
+the frames the probe was trained on. It is the measuring instrument of the leakage matrix
+(metrics/leakage.py): how far its identity outputs move when only the pose latent changes, and so on.
+
+`train_probes` renders independent random frames (factors from sample_factors, video i of the set
+depending only on (seed, i)), trains the network and writes it with its validation scores to one
+.safetensors file. The file the package ships, ``probes/synthetic64.safetensors``, is made by
+``stylevid train-probes`` with its default settings (`make probes`); loading it checks its SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from stylevid import checkpoint
+from stylevid.data import synthetic
+from stylevid.data.format import mirror_coefficients
+from stylevid.metrics.weights import file_sha256
+
+PROBE_RESOLUTION = 64
+SHIPPED = Path(__file__).parent / "probes" / "synthetic64.safetensors"
+# The shipped file's hash: a stale or damaged copy fails loudly instead of measuring with other probes.
+SHIPPED_SHA256 = None
+FACTORS = tuple(synthetic.FACTOR_NAMES)
+SIZES = {factor: len(names) for factor, names in synthetic.FACTOR_NAMES.items()}
+OUTPUTS = sum(SIZES.values())
+WIDTHS = (24, 48, 96, 160)  # channels at 32², 16², 8², 4²
+
+
+class FactorProbe(nn.Module):
+    """Frames [N, 3, H, W] in [-1, 1] -> {factor: standardised predictions [N, len(FACTOR_NAMES[factor])]}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers, channels = [], 3
+        for i, width in enumerate(WIDTHS):
+            layers += [nn.Conv2d(channels, width, 3, 2, 1), nn.SiLU()]
+            if i > 0:  # a second convolution where it is cheap: 16² and below
+                layers += [nn.Conv2d(width, width, 3, 1, 1), nn.SiLU()]
+            channels = width
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(channels * 16, 256), nn.SiLU(), nn.Linear(256, OUTPUTS)
+        )
+        # The training targets' statistics: predictions are in these standard units.
+        self.register_buffer("mean", torch.zeros(OUTPUTS))
+        self.register_buffer("std", torch.ones(OUTPUTS))
+
+    def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"frames of shape {list(frames.shape)} must be [N, 3, H, W]")
+        if frames.shape[-2:] != (PROBE_RESOLUTION, PROBE_RESOLUTION):
+            # Area averaging for larger frames, as the dataset's box filter; bilinear for smaller.
+            mode = "area" if frames.shape[-1] > PROBE_RESOLUTION else "bilinear"
+            frames = F.interpolate(frames, size=PROBE_RESOLUTION, mode=mode)
+        out = self.head(self.trunk(frames))
+        return dict(zip(FACTORS, out.split(list(SIZES.values()), dim=1), strict=True))
+
+    def values(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Predictions in the factors' own units (radians, [0, 1] attributes ...), per factor [N, D]."""
+        scaled = torch.cat(list(self(frames).values()), dim=1) * self.std + self.mean
+        return dict(zip(FACTORS, scaled.split(list(SIZES.values()), dim=1), strict=True))
+
+
+def targets(factors: synthetic.VideoFactors, frame: int = 0) -> np.ndarray:
+    """The probe's targets [OUTPUTS] of one frame: identity, pose, lighting, background concatenated."""
+    parts = {
+        "identity": factors.identity,
+        "pose": factors.pose[frame],
+        "lighting": factors.lighting[frame],
+        "background": factors.background,
+    }
+    return np.concatenate([parts[f] for f in FACTORS]).astype(np.float32)
+
+
+def _render_one(job: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    seed, index = job
+    factors = synthetic.sample_factors(np.random.default_rng([seed, index]), frames=1)
+    return synthetic.render_video(factors, PROBE_RESOLUTION)[0], targets(factors)
+
+
+def render_frames(count: int, seed: int, workers: int = 2, progress: bool = True):
+    """`count` independent random frames uint8 [count, 64, 64, 3], their targets float32 [count, OUTPUTS]."""
+    jobs = [(seed, i) for i in range(count)]
+    frames = np.empty((count, PROBE_RESOLUTION, PROBE_RESOLUTION, 3), dtype=np.uint8)
+    values = np.empty((count, OUTPUTS), dtype=np.float32)
+    with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else _Serial() as pool:
+        results = pool.imap(_render_one, jobs, chunksize=64)
+        for i, (frame, value) in enumerate(tqdm(results, total=count, desc="render", disable=not progress)):
+            frames[i], values[i] = frame, value
+    return frames, values
+
+
+class _Serial:
+    """The part of a multiprocessing Pool that render_frames uses, in this process."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def imap(self, function, jobs, chunksize: int = 1):
+        return map(function, jobs)
+
+
+def _as_input(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def r_squared(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per column of [N, D] arrays: 1 - residual variance / variance."""
+    residual = ((predicted - actual) ** 2).mean(0)
+    return 1 - residual / actual.var(0)
+
+
+def train_probes(
+    out: str | Path,
+    frames: int = 10000,
+    validation: int = 1000,
+    epochs: int = 10,
+    batch: int = 64,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict:
+    """Train a FactorProbe on rendered frames, write it to `out` (.safetensors); returns the scores.
+
+    Scores: R² on `validation` frames rendered from another seed, per factor value and per factor (mean).
+    """
+    started = time.monotonic()
+    torch.manual_seed(seed)
+    train_x, train_y = render_frames(frames, seed, workers, progress)
+    val_x, val_y = render_frames(validation, seed + 1, workers, progress)
+    probe = FactorProbe()
+    probe.mean.copy_(torch.from_numpy(train_y.mean(0)))
+    probe.std.copy_(torch.from_numpy(train_y.std(0)).clamp_min(1e-6))
+    target = (torch.from_numpy(train_y) - probe.mean) / probe.std
+    steps = epochs * (frames // batch)
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
+    order = torch.Generator().manual_seed(seed)
+    scale, offset = _mirror_map()
+    with tqdm(total=steps, desc="train probes", disable=not progress) as bar:
+        for _ in range(epochs):
+            perm = torch.randperm(frames, generator=order)
+            for start in range(0, frames - batch + 1, batch):
+                pick = perm[start : start + batch]
+                x = _as_input(train_x[pick.numpy()])
+                y = target[pick]
+                if torch.rand((), generator=order) < 0.5:  # mirrored frames: twice the data
+                    x, y = (
+                        x.flip(-1),
+                        ((y * probe.std + probe.mean) * scale + offset - probe.mean) / probe.std,
+                    )
+                loss = F.mse_loss(torch.cat(list(probe(x).values()), 1), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    probe.eval()
+    scores = _scores(probe, val_x, val_y)
+    config = {
+        "probe": {
+            "resolution": PROBE_RESOLUTION,
+            "widths": list(WIDTHS),
+            "factor_names": synthetic.FACTOR_NAMES,
+        }
+    }
+    settings = dict(frames=frames, validation=validation, epochs=epochs, batch=batch, seed=seed)
+    metadata = {"settings": settings, "validation_r2": scores, "seconds": round(time.monotonic() - started)}
+    checkpoint.save_checkpoint(out, {"probe": probe}, config, metadata)
+    return scores
+
+
+def _mirror_map() -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, offset) [OUTPUTS]: a left-right mirrored frame's target is scale * target + offset."""
+    pairs = [mirror_coefficients(f, synthetic.FACTOR_NAMES[f]) for f in FACTORS]
+    return tuple(torch.tensor(sum((list(p[k]) for p in pairs), [])) for k in (0, 1))
+
+
+@torch.no_grad()
+def _scores(probe: FactorProbe, frames: np.ndarray, values: np.ndarray) -> dict:
+    predicted = torch.cat(
+        [
+            torch.cat(list(probe.values(_as_input(frames[i : i + 256])).values()), 1)
+            for i in range(0, len(frames), 256)
+        ]
+    ).numpy()
+    r2 = r_squared(predicted, values)
+    names = [f"{f}.{n}" for f in FACTORS for n in synthetic.FACTOR_NAMES[f]]
+    offsets = np.cumsum([0, *SIZES.values()])
+    per_factor = {f: float(r2[offsets[i] : offsets[i + 1]].mean()) for i, f in enumerate(FACTORS)}
+    return {"factors": per_factor, "values": {n: round(float(v), 4) for n, v in zip(names, r2, strict=True)}}
+
+
+def load_probes(path: str | Path | None = None, device: str | torch.device = "cpu") -> FactorProbe:
+    """The factor probe from `path`, by default the one the package ships (its SHA-256 checked)."""
+    path = Path(path) if path is not None else SHIPPED
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no factor-probe file at {path}: make one with `stylevid train-probes --out {path}`"
+            + (" (the package should ship it: reinstall stylevid)" if path == SHIPPED else "")
+        )
+    if path == SHIPPED and SHIPPED_SHA256 is not None and file_sha256(path) != SHIPPED_SHA256:
+        raise ValueError(
+            f"{path} has SHA-256 {file_sha256(path)}, not the shipped probes' {SHIPPED_SHA256}:"
+            " the installed file is damaged or stale; reinstall stylevid"
+        )
+    ckpt = checkpoint.load_checkpoint(path, map_location=device)
+    names = ckpt.config.get("probe", {}).get("factor_names")
+    if names != synthetic.FACTOR_NAMES:
+        raise checkpoint.CheckpointError(
+            f"{path} holds probes for factors {names}, but this stylevid's synthetic dataset has"
+            f" {synthetic.FACTOR_NAMES}: retrain them with `stylevid train-probes --out {path}`"
+        )
+    probe = FactorProbe().to(device)
+    checkpoint.load_module_state(probe, ckpt.tensors["probe"], "probe")
+    probe.weights_sha256 = file_sha256(path)
+    probe.validation_r2 = ckpt.metadata.get("validation_r2", {})
+    return probe.eval().requires_grad_(False)
+
+
+def _train_probes(args: argparse.Namespace) -> int:
+    scores = train_probes(
+        args.out, args.frames, args.validation, args.epochs, args.batch, args.seed, args.workers
+    )
+    print(f"wrote {args.out} (sha256 {file_sha256(args.out)})")
+    for factor, r2 in scores["factors"].items():
+        print(f"  {factor:<11} validation R² {r2:.3f}")
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `stylevid train-probes`."""
+    parser = subparsers.add_parser(
+        "train-probes",
+        help="train the factor probes of the leakage metric on rendered synthetic frames",
+        description="Render random synthetic frames and train the probe network that reads their factors"
+        " back; the package ships the result of the defaults (make probes).",
+    )
+    parser.add_argument("--out", type=Path, default=SHIPPED, help="where to write the .safetensors file")
+    parser.add_argument("--frames", type=int, default=10000, help="training frames to render")
+    parser.add_argument("--validation", type=int, default=1000, help="validation frames (another seed)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="rendering processes")
+    parser.set_defaults(run=_train_probes)
+    return parser
