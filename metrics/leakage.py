@@ -82,22 +82,22 @@ def leakage_matrix(
     readout: Readout | Callable,
     videos: int = 64,
     frames: int = 8,
-    stride: int = 4,
+    step: int = 4,
     seed: int = 0,
     batch: int = 8,
     progress: bool = True,
 ) -> dict:
     """The leakage of `generator` measured by `readout` (see the module doc): matrices, scalars, counts.
 
-    Frames: times 0, stride, 2 stride, ... (frames of them) of each video; `batch` videos are rendered
+    Frames: times 0, step, 2 step, ... (frames of them) of each video; `batch` videos are rendered
     at a time. Returns plain lists and floats: {leakage, control, effect, share, moved, reference,
     measured, factors, videos, frames}, `moved[f][g]` being the raw mean distance and `reference[g]`
     that of a whole new sample; `measured[g]` the fraction of frame pairs readout g could measure.
     """
-    for name, value in (("videos", videos), ("frames", frames), ("stride", stride), ("batch", batch)):
+    for name, value in (("videos", videos), ("frames", frames), ("step", step), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be a positive integer")
-    times = torch.arange(frames, dtype=torch.float32) * stride
+    times = torch.arange(frames, dtype=torch.float32) * step
     codes = generator.sample(2 * videos, seed=seed, frames=int(times[-1]) + 1)
     sums = {(f, g): 0.0 for f in (*FACTORS, "all") for g in FACTORS}
     counts = {(f, g): 0 for f in (*FACTORS, "all") for g in FACTORS}
@@ -148,7 +148,7 @@ def _nested(matrix: np.ndarray) -> list[list[float | None]]:
 
 
 def plot_leakage(result: Mapping, path: str | Path, title: str = "") -> Path:
-    """Draw result['share'] as a heatmap PNG at `path`: rows the changed latent, columns the factor measured."""
+    """Draw result['share'] as a heatmap PNG at `path`: rows the latent changed, columns the factor read."""
     import matplotlib  # noqa: PLC0415 - plotting only here
 
     matplotlib.use("Agg")
@@ -170,7 +170,8 @@ def plot_leakage(result: Mapping, path: str | Path, title: str = "") -> Path:
     axes.set_yticks(range(len(factors)), factors)
     axes.set_xlabel("factor measured")
     axes.set_ylabel("latent changed")
-    axes.set_title(title or f"leakage {result['leakage']:.3f} (0 = diagonal), control {result['control']:.2f}")
+    scores = f"leakage {result['leakage']:.3f} (0: diagonal), control {result['control']:.2f}"
+    axes.set_title(f"{title}\n{scores}" if title else scores, fontsize=9)
     figure.colorbar(image, ax=axes, label="share of the change (effect in brackets)")
     figure.tight_layout()
     buffer = _png(figure)

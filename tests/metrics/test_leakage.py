@@ -1,4 +1,4 @@
-"""The leakage matrix: exact answers for generators whose entanglement is known, a naive-loop oracle, the plot."""
+"""The leakage matrix: exact answers for generators of known entanglement, a naive-loop oracle, the plot."""
 
 import math
 
@@ -89,10 +89,10 @@ def test_a_latent_that_moves_nothing_gives_a_nan_row(video_generator):
 
 def test_matches_a_naive_loop(video_generator):
     mixing = np.random.default_rng(3).normal(size=(4, 4))
-    videos, frames, stride, seed = 7, 3, 4, 5
-    result = _leakage(video_generator, mixing, videos=videos, frames=frames, stride=stride, seed=seed, batch=3)
+    videos, frames, step, seed = 7, 3, 4, 5
+    result = _leakage(video_generator, mixing, videos=videos, frames=frames, step=step, seed=seed, batch=3)
     gen = MixingGenerator(video_generator, mixing)
-    t = torch.arange(frames, dtype=torch.float32) * stride
+    t = torch.arange(frames, dtype=torch.float32) * step
     codes = gen.sample(2 * videos, seed, int(t[-1]) + 1)
     moved = np.zeros((5, 4))
     for v in range(videos):

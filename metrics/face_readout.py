@@ -1,0 +1,143 @@
+"""The four factors of real-looking faces, measured without ground truth: the leakage readout for real data.
+
+MTCNN (shipped inside facenet-pytorch) finds the largest confident face and its five landmarks (eyes,
+nose, mouth corners) in each frame; from them:
+
+- identity: the face embedder's unit vector of the aligned face; distance 1 - cos.
+- pose: roll (radians, the eye line's angle), yaw (the nose's offset from the eyes' midpoint along the
+  eye line, in interocular distances) and pitch (its offset across it, in eye-to-mouth distances).
+- lighting: the face's brightness gradient: a plane a + b x + c y fitted to the luminance inside the
+  face box (x, y in [-1, 1] across it); the features are b / a and c / a, the light's direction and
+  strength relative to the face's own brightness (so skin tone alone does not read as lighting).
+- background: the frame at 16x16 (area averages) with the cells near the face set to NaN (the face box
+  grown BACKGROUND_MARGIN times about its centre, and everything below it: neck and shoulders); the
+  distance compares the cells that are background in both frames.
+
+Frames without a face have NaN features, which leakage_matrix leaves out and counts. Limits: hair and
+clothes outside the grown box read as background; landmarks on profile views are coarse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stylevid.data.prepare import MIN_PROB, _detector, _one_thread
+from stylevid.metrics.identity import FACE_SIZE, MARGIN, FaceEmbedder, mtcnn_sha256
+from stylevid.metrics.leakage import rms_distance
+from stylevid.video import to_uint8
+
+BACKGROUND_GRID = 16
+BACKGROUND_MARGIN = 1.6
+# ITU-R BT.709 luma weights, applied to the sRGB values: a relative brightness, good for a gradient.
+LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+
+
+def detect(frames: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Frames [M, 3, H, W] in [-1, 1] -> per frame, its largest face: (box [4], landmarks [5, 2]) or None."""
+    detector = _detector()
+    images = to_uint8(frames.detach().cpu())
+    if min(images.shape[1:3]) < detector.min_face_size:
+        return [None] * len(images)
+    found = []
+    with _one_thread():
+        for image in images:
+            boxes, probs, points = detector.detect(image, landmarks=True)
+            if boxes is None:
+                found.append(None)
+                continue
+            keep = np.asarray(probs, dtype=np.float64) >= MIN_PROB
+            if not keep.any():
+                found.append(None)
+                continue
+            boxes, points = np.asarray(boxes)[keep], np.asarray(points)[keep]
+            largest = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+            found.append((boxes[largest].astype(np.float64), points[largest].astype(np.float64)))
+    return found
+
+
+def pose_features(points: np.ndarray) -> np.ndarray:
+    """[3] roll (radians), yaw and pitch (relative offsets) from MTCNN's landmarks [5, 2] (module doc)."""
+    left_eye, right_eye, nose, mouth_left, mouth_right = points
+    eyes = right_eye - left_eye
+    distance = float(np.hypot(*eyes))
+    along = eyes / distance
+    across = np.array([-along[1], along[0]])  # image y points down: across points down the face
+    middle = (left_eye + right_eye) / 2
+    mouth = (mouth_left + mouth_right) / 2
+    offset = nose - middle
+    height = float(np.dot(mouth - middle, across))
+    return np.array(
+        [math.atan2(eyes[1], eyes[0]), np.dot(offset, along) / distance, np.dot(offset, across) / height]
+    )
+
+
+def lighting_features(frame: torch.Tensor, box: np.ndarray) -> np.ndarray:
+    """[2] b / a and c / a of the plane a + b x + c y fitted to the luminance of frame [3, H, W] in box."""
+    height, width = frame.shape[-2:]
+    x0, y0, x1, y1 = np.round(box).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return np.full(2, np.nan)
+    luma = torch.einsum("c,chw->hw", LUMA.double(), (frame[:, y0:y1, x0:x1].double().cpu() + 1) / 2).numpy()
+    ys, xs = np.meshgrid(np.linspace(-1, 1, y1 - y0), np.linspace(-1, 1, x1 - x0), indexing="ij")
+    design = np.stack([np.ones(luma.size), xs.ravel(), ys.ravel()], axis=1)
+    (a, b, c), *_ = np.linalg.lstsq(design, luma.ravel(), rcond=None)
+    return np.array([b / a, c / a]) if a > 1e-3 else np.full(2, np.nan)
+
+
+def background_features(frame: torch.Tensor, box: np.ndarray) -> torch.Tensor:
+    """[3 * 16 * 16]: the frame [3, H, W] at 16x16 with cells near and below the face NaN (module doc)."""
+    height, width = frame.shape[-2:]
+    small = F.adaptive_avg_pool2d(frame[None].float().cpu(), BACKGROUND_GRID)[0]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half_w, half_h = BACKGROUND_MARGIN * (box[2] - box[0]) / 2, BACKGROUND_MARGIN * (box[3] - box[1]) / 2
+    cells = (torch.arange(BACKGROUND_GRID, dtype=torch.float64) + 0.5) / BACKGROUND_GRID
+    x, y = cells[None, :] * width, cells[:, None] * height
+    near = ((x - cx).abs() <= half_w) & (y >= cy - half_h)  # the face, and everything below it
+    return small.masked_fill(near[None], math.nan).flatten()
+
+
+class FaceReadout:
+    """Readout of leakage_matrix for faces: identity, pose, lighting, background as in the module doc."""
+
+    def __init__(self, embedder: FaceEmbedder):
+        self.embedder = embedder
+        self.dim = embedder(torch.zeros(1, 3, FACE_SIZE, FACE_SIZE)).shape[1]
+        self.weights_sha256 = {**embedder.weights_sha256, **mtcnn_sha256()}
+
+    @torch.no_grad()
+    def __call__(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        from stylevid.data.prepare import crop_face  # noqa: PLC0415
+
+        n = len(frames)
+        features = {
+            "identity": torch.full((n, self.dim), math.nan),
+            "pose": torch.full((n, 3), math.nan, dtype=torch.float64),
+            "lighting": torch.full((n, 2), math.nan, dtype=torch.float64),
+            "background": torch.full((n, 3 * BACKGROUND_GRID**2), math.nan),
+        }
+        images = to_uint8(frames.detach().cpu())
+        faces, with_face = [], []
+        for i, found in enumerate(detect(frames)):
+            if found is None:
+                continue
+            box, points = found
+            features["pose"][i] = torch.from_numpy(pose_features(points))
+            features["lighting"][i] = torch.from_numpy(lighting_features(frames[i], box))
+            features["background"][i] = background_features(frames[i], box)
+            side = (1 + MARGIN) * max(box[2] - box[0], box[3] - box[1])
+            faces.append(crop_face(images[i], (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side, FACE_SIZE))
+            with_face.append(i)
+        if faces:
+            crops = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 127.5 - 1
+            features["identity"][with_face] = self.embedder(crops).float().cpu()
+        return {name: value.float() for name, value in features.items()}
+
+    def distance(self, factor: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if factor == "identity":
+            return 1 - (a * b).sum(dim=1)  # unit vectors; NaN rows stay NaN
+        return rms_distance(a, b)
