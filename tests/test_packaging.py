@@ -1,4 +1,4 @@
-"""A non-editable install puts everything under the stylevid namespace, kernel sources included."""
+"""A non-editable install puts everything under the stylevid namespace, kernel sources and probes included."""
 
 import subprocess
 import sys
@@ -39,6 +39,8 @@ def test_install_layout(tmp_path):
         "common.h",
     ):
         assert (csrc / name).exists(), f"{name} missing from the installed package"
+    probes = target / "stylevid" / "metrics" / "probes" / "synthetic64.safetensors"
+    assert probes.exists(), "the leakage metric's factor probes are missing from the installed package"
     probe = (
         "import stylevid, stylevid.data, stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
         "print(o.__file__)"
