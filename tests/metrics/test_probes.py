@@ -89,14 +89,42 @@ def test_shipped_probes_read_fresh_frames():
     r2 = probes.r_squared(predicted, values)
     offsets = np.cumsum([0, *probes.SIZES.values()])
     per_factor = {f: r2[offsets[i] : offsets[i + 1]].mean() for i, f in enumerate(probes.FACTORS)}
-    assert per_factor["pose"] > 0.8 and per_factor["lighting"] > 0.6, per_factor
-    assert per_factor["background"] > 0.6 and per_factor["identity"] > 0.4, per_factor
+    assert per_factor["pose"] > 0.85 and per_factor["lighting"] > 0.8, per_factor
+    assert per_factor["background"] > 0.5 and per_factor["identity"] > 0.35, per_factor
 
 
-def test_the_renderer_itself_measures_as_nearly_diagonal():
-    result = leakage_matrix(
-        probes.GroundTruthGenerator(), ProbeReadout(), videos=12, frames=2, step=10, batch=12, progress=False
-    )
+def _renderer_leakage(generator):
+    return leakage_matrix(generator, ProbeReadout(), videos=12, frames=2, step=10, batch=12, progress=False)
+
+
+def test_the_renderer_itself_measures_near_the_stored_floor():
+    result = _renderer_leakage(probes.GroundTruthGenerator())
     share = np.array(result["share"])
     assert (np.diag(share) > share.max(axis=1, initial=0, where=~np.eye(4, dtype=bool))).all(), share
-    assert result["leakage"] < 0.3, share
+    assert result["leakage"] < 0.4, share
+    assert result["leakage"] == pytest.approx(probes.load_probes().floor["leakage"], abs=0.1)
+
+
+class CrossedCodes(probes.TruthCodes):
+    """Each latent drives another factor: identity <-> background, pose <-> lighting."""
+
+    CROSSED = {"identity": "background", "background": "identity", "pose": "lighting", "lighting": "pose"}
+
+    def __getitem__(self, index):
+        return CrossedCodes(self.videos[index])
+
+    def with_factor(self, factor, source):
+        return CrossedCodes(super().with_factor(self.CROSSED[factor], source).videos)
+
+
+class CrossedGenerator(probes.GroundTruthGenerator):
+    def sample(self, n, seed=0, frames=256):
+        return CrossedCodes(super().sample(n, seed, frames).videos)
+
+
+def test_a_renderer_with_crossed_latents_leaks():
+    result = _renderer_leakage(CrossedGenerator())
+    share = np.array(result["share"])
+    crossed = [share[0, 3], share[1, 2], share[2, 1], share[3, 0]]
+    assert min(crossed) > np.diag(share).max(), share
+    assert result["leakage"] > 0.8, share
