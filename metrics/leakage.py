@@ -169,10 +169,10 @@ def plot_leakage(result: Mapping, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt  # noqa: PLC0415
 
-    factors = result["factors"]
+    factors = list(result.get("factors", FACTORS))
     share = np.array([[np.nan if v is None else v for v in row] for row in result["share"]], dtype=float)
     effect = np.array([[np.nan if v is None else v for v in row] for row in result["effect"]], dtype=float)
-    figure, axes = plt.subplots(figsize=(5.2, 4.4), dpi=120)
+    figure, axes = plt.subplots(figsize=(6.4, 4.6), dpi=110)
     image = axes.imshow(share, vmin=0, vmax=1, cmap="viridis")
     for i in range(len(factors)):
         for j in range(len(factors)):
