@@ -47,5 +47,5 @@ setup(
     ],
     # scikit-image only for its bundled face photograph, which the prepare tests film.
     extras_require={"dev": ["pytest", "ruff", "scikit-image"]},
-    entry_points={"console_scripts": ["stylevid = stylevid.cli:main"]},
+    entry_points={"console_scripts": ["stylevid = stylevid.cli:console"]},
 )

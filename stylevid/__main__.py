@@ -1,5 +1,5 @@
 """`python -m stylevid` is the `stylevid` command."""
 
-from stylevid.cli import main
+from stylevid.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

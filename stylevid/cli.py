@@ -244,3 +244,25 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parser().parse_args(argv)
     return args.run(args)
+
+
+def console(argv: list[str] | None = None) -> int:
+    """The `stylevid` program: main, with errors a user can act on shown as their message, not a traceback.
+
+    Those are ValueError and OSError (and their subclasses: bad checkpoints, missing files or networks,
+    bad options) and stylevid's RuntimeErrors that say what to do; STYLEVID_TRACEBACK=1 shows the trace.
+    """
+    import os  # noqa: PLC0415
+
+    from stylevid.metrics.compute import MetricsSetupError  # noqa: PLC0415
+
+    try:
+        return main(argv)
+    except (ValueError, OSError, MetricsSetupError) as exc:
+        if os.environ.get("STYLEVID_TRACEBACK"):
+            raise
+        print(f"stylevid: error: {exc}\n(STYLEVID_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stylevid: interrupted", file=sys.stderr)
+        return 130

@@ -147,3 +147,15 @@ def test_identity_with_the_packaged_face_net(network, monkeypatch, tmp_path):
     assert record["results"]["embedder"] == "facenet-casia-webface"
     assert record["results"]["align"] is False  # 16x16 frames: too small for MTCNN, embedded whole
     assert -1 <= record["value"] <= 1 and record["results"]["videos"] == 2
+
+
+def test_the_program_shows_errors_as_messages(tmp_path, capsys, monkeypatch):
+    from stylevid.cli import console
+
+    monkeypatch.delenv("STYLEVID_TRACEBACK", raising=False)
+    argv = ["metrics", "--network", str(tmp_path / "none.safetensors"), "--metrics", "leakage"]
+    assert console(argv) == 2
+    assert capsys.readouterr().err.startswith("stylevid: error: no checkpoint at")
+    monkeypatch.setenv("STYLEVID_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError):
+        console(argv)
