@@ -157,5 +157,5 @@ def test_the_program_shows_errors_as_messages(tmp_path, capsys, monkeypatch):
     assert console(argv) == 2
     assert capsys.readouterr().err.startswith("stylevid: error: no checkpoint at")
     monkeypatch.setenv("STYLEVID_TRACEBACK", "1")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="no checkpoint at"):
         console(argv)
