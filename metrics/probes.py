@@ -98,24 +98,15 @@ def render_frames(count: int, seed: int, workers: int = 2, progress: bool = True
     jobs = [(seed, i) for i in range(count)]
     frames = np.empty((count, PROBE_RESOLUTION, PROBE_RESOLUTION, 3), dtype=np.uint8)
     values = np.empty((count, OUTPUTS), dtype=np.float32)
-    with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else _Serial() as pool:
-        results = pool.imap(_render_one, jobs, chunksize=64)
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        results = pool.imap(_render_one, jobs, chunksize=64) if pool else map(_render_one, jobs)
         for i, (frame, value) in enumerate(tqdm(results, total=count, desc="render", disable=not progress)):
             frames[i], values[i] = frame, value
+    finally:
+        if pool is not None:
+            pool.terminate()
     return frames, values
-
-
-class _Serial:
-    """The part of a multiprocessing Pool that render_frames uses, in this process."""
-
-    def __enter__(self) -> _Serial:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def imap(self, function, jobs, chunksize: int = 1):
-        return map(function, jobs)
 
 
 def _as_input(frames: np.ndarray) -> torch.Tensor:

