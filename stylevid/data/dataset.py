@@ -4,16 +4,13 @@ An item is a dict: ``frames`` float32 [K, 3, H, W] in [-1, 1], ``times`` float32
 strictly increasing), ``video`` (int, the video used) and, when the dataset has factors, ``factors``:
 identity [Di], background [Db], pose [K, 3] and lighting [K, Dl] (float32) at the sampled frames.
 
-Sampling:
-
-- ``random`` (StyleGAN-V style): a span s uniform in [K-1, min(T-1, max_gap)], a first frame t1
-  uniform in [0, T-1-s], then t1 and t1+s with K-2 distinct frames between them, so gaps are integers
-  >= 1 adding up to at most max_gap.
-- ``uniform``: K evenly spaced frames over the first min(T-1, max_gap) + 1 frames, from frame 0, with the
-  same span limit as ``random``; pass a max_gap >= the longest video to cover whole videos.
+Clip times come from stylevid.data.clip_times (``random`` or ``uniform`` sampling, described there), the
+sampler the trainer also uses for fake clips.
 
 Randomness comes from a generator seeded by (seed, epoch, item index), so items do not depend on the
-number of DataLoader workers or on which worker loads them; `set_epoch` reaches workers already started
+number of DataLoader workers or on which worker loads them. `item(index, epoch)` names the epoch with
+the index (the trainer's loader uses it: workers that prefetch across an epoch boundary cannot race on a
+shared epoch); `dataset[index]` uses the epoch of `set_epoch`, which reaches workers already started
 (the epoch lives in shared memory) and must be called before iterating, like DistributedSampler's.
 
 A flip (with probability 1/2 when flip=True) mirrors all K frames of a clip together and maps the
@@ -31,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylevid.data.clip_times import SAMPLINGS, sample_times
 from stylevid.data.format import (
     FACTORS,
     PER_FRAME_FACTORS,
@@ -40,26 +38,6 @@ from stylevid.data.format import (
     read_frames,
     read_index,
 )
-
-SAMPLINGS = ("random", "uniform")
-
-
-def sample_times(
-    length: int, frames_per_clip: int, max_gap: int, sampling: str, generator: torch.Generator
-) -> torch.Tensor:
-    """int64 [K] strictly increasing frame indices in [0, length), spanning at most max_gap (module doc)."""
-    k = frames_per_clip
-    longest = min(length - 1, max_gap)
-    if k == 1:
-        start = 0 if sampling == "uniform" else int(torch.randint(length, (), generator=generator))
-        return torch.tensor([start])
-    if sampling == "uniform":
-        # Integer rounding half up: spacing >= 1, so no two times coincide.
-        return (torch.arange(k) * longest + (k - 1) // 2) // (k - 1)
-    span = int(torch.randint(k - 1, longest + 1, (), generator=generator))
-    start = int(torch.randint(length - span, (), generator=generator))
-    inner = torch.randperm(span - 1, generator=generator)[: k - 2] + 1
-    return start + torch.cat([torch.tensor([0]), inner.sort().values, torch.tensor([span])])
 
 
 class VideoClipDataset(torch.utils.data.Dataset):
@@ -141,13 +119,16 @@ class VideoClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"epoch={epoch!r} must be a non-negative int")
         self._epoch.fill_(epoch)
 
-    def _generator(self, index: int) -> torch.Generator:
-        """The generator of item `index` in the current epoch: the same in every process."""
-        state = np.random.SeedSequence([self.seed, int(self._epoch), index]).generate_state(1, np.uint64)
-        return torch.Generator().manual_seed(int(state[0]))
+    def _rng(self, index: int, epoch: int) -> np.random.Generator:
+        """The generator of item `index` in epoch `epoch`: the same in every process and worker."""
+        return np.random.default_rng(np.random.SeedSequence([self.seed, epoch, index]))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Item `index` (see module doc); an unreadable video is replaced by the next readable one."""
+        """Item `index` of the epoch set by set_epoch (see module doc)."""
+        return self.item(index, int(self._epoch))
+
+    def item(self, index: int, epoch: int) -> dict[str, Any]:
+        """Item `index` of epoch `epoch`; an unreadable video is replaced by the next readable one."""
         if not 0 <= index < len(self.videos):
             raise IndexError(f"item {index} is out of range for {len(self.videos)} videos")
         failure = None
@@ -156,7 +137,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         for attempt in range(len(self.videos)):
             video = (index + attempt) % len(self.videos)
             try:
-                return self._clip(video, self._generator(index))
+                return self._clip(video, self._rng(index, epoch))
             except ValueError as exc:
                 failure = exc
                 if video not in self._warned:
@@ -171,11 +152,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
             " damaged after it was indexed: check the files and restart"
         ) from failure
 
-    def _clip(self, video: int, generator: torch.Generator) -> dict[str, Any]:
-        """The item for video `video`, randomness from `generator`; ValueError if a frame is unreadable."""
+    def _clip(self, video: int, rng: np.random.Generator) -> dict[str, Any]:
+        """The item for video `video`, randomness from `rng`; ValueError if a frame is unreadable."""
         entry = self.videos[video]
-        times = sample_times(entry.frames, self.frames_per_clip, self.max_gap, self.sampling, generator)
-        flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
+        times = torch.from_numpy(
+            sample_times(entry.frames, self.frames_per_clip, self.max_gap, self.sampling, rng)
+        )
+        flip = self.flip and bool(rng.random() < 0.5)
         pixels = read_frames(self._files, entry, times.tolist())
         size = self.resolution
         if pixels.shape[1:] != (size, size, 3):
