@@ -2,59 +2,141 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from stylevid.shapes import assert_shape
+
+# ADA's magnitudes (Karras et al. 2020, appendix B): shifts up to 1/8 of the size, brightness
+# offset ~ N(0, 0.2), contrast and saturation factors ~ 2^N(0, 0.5) and 2^N(0, 1).
+MAX_SHIFT = 0.125
+BRIGHTNESS_STD = 0.2
+CONTRAST_LOG2_STD = 0.5
+SATURATION_LOG2_STD = 1.0
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Per-clip transforms of N clips; a transform that is off holds its identity value (0 or 1)."""
+
+    flip: torch.Tensor  # [N] bool: mirror left-right
+    shift: torch.Tensor  # [N, 2] int64: (down, right) in whole pixels
+    brightness: torch.Tensor  # [N] offset added to every value
+    contrast: torch.Tensor  # [N] factor on the deviation from each frame's mean
+    saturation: torch.Tensor  # [N] factor on each pixel's deviation from its gray
+
+    def __getitem__(self, rows: slice) -> AugmentParams:
+        """The parameters of the clips in `rows`."""
+        return AugmentParams(**{f.name: getattr(self, f.name)[rows] for f in dataclasses.fields(self)})
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> AugmentParams:
+        """Move to `device`; the factors and offsets take `dtype`, the flags and shifts keep theirs."""
+        return AugmentParams(
+            flip=self.flip.to(device),
+            shift=self.shift.to(device),
+            brightness=self.brightness.to(device, dtype),
+            contrast=self.contrast.to(device, dtype),
+            saturation=self.saturation.to(device, dtype),
+        )
+
 
 def augment_clips(
-    clips: torch.Tensor, p: float, generator: torch.Generator, rows: slice | None = None
+    clips: torch.Tensor,
+    p: float,
+    generator: torch.Generator,
+    rows: slice | None = None,
+    batch: int | None = None,
 ) -> torch.Tensor:
-    """Augment clips [N, K, 3, H, W] in [-1, 1]: flip, translation, brightness, contrast, saturation.
+    """Augment clips [n, K, 3, H, W] in [-1, 1], rows `rows` of a global batch of `batch` (default n).
 
-    Each transform is applied to a clip with probability p. Draws are made for the whole global
-    batch and `rows` selects this process's clips, so a batch split over processes is augmented
-    exactly as it would be in one. Differentiable (G and R1 backpropagate through it).
+    Draws are made for all `batch` clips, so a clip is augmented alike however the batch is split
+    over processes. Each transform is on with probability p; p <= 0 returns `clips` itself.
+    Differentiable to any order (G and R1 backpropagate through it).
     """
+    batch = clips.shape[0] if batch is None and rows is None else batch
+    rows = _check_rows(clips.shape[0], rows, batch)
     if p <= 0:
         return clips
-    n_local, k, c, h, w = clips.shape
-    rows = rows or slice(0, n_local)
-    total = rows.stop
+    params = draw_augment_params(batch, p, clips.shape[-2:], generator)
+    return apply_augment(clips, params[rows])
 
-    def draw(shape=()):
-        return torch.rand((total, *shape), generator=generator)[rows].to(clips.device)
 
-    def gate():
-        return (draw() < p).to(clips.dtype)
+def _check_rows(n: int, rows: slice | None, batch: int | None) -> slice:
+    """The rows of the global batch these n clips are, as a slice start:stop."""
+    if rows is None:
+        if batch != n:
+            raise ValueError(f"batch={batch} but clips holds {n} clips: pass rows, the clips' rows in it")
+        return slice(0, n)
+    if batch is None:
+        raise ValueError(f"rows={rows} was given without batch: pass batch, the global batch size")
+    start = 0 if rows.start is None else rows.start
+    stop = batch if rows.stop is None else rows.stop
+    if rows.step not in (None, 1) or not 0 <= start <= stop <= batch:
+        raise ValueError(
+            f"rows={rows} does not fit a batch of {batch}: expected a:b with 0 <= a <= b <= {batch}"
+        )
+    if stop - start != n:
+        raise ValueError(
+            f"rows={rows} holds {stop - start} clips but clips holds {n}: pass this process's rows"
+        )
+    return slice(start, stop)
+
+
+def draw_augment_params(
+    batch: int, p: float, size: tuple[int, int], generator: torch.Generator
+) -> AugmentParams:
+    """Draw on the CPU the transforms of `batch` clips of frames `size` (H, W), each on with probability p."""
+
+    def gate() -> torch.Tensor:
+        return torch.rand(batch, generator=generator) < p
 
     flip, shift_on = gate(), gate()
-    shift = ((draw((2,)) * 2 - 1) * 0.125 * torch.tensor([h, w])).round().long()
-    bright, contrast, sat = gate(), gate(), gate()
-    bright_v = torch.randn((total,), generator=generator)[rows].to(clips.device) * 0.2
-    contrast_v = torch.exp2(torch.randn((total,), generator=generator)[rows].to(clips.device) * 0.5)
-    sat_v = torch.exp2(torch.randn((total,), generator=generator)[rows].to(clips.device))
+    bound = torch.tensor([float(size[0]), float(size[1])]) * MAX_SHIFT
+    shift = ((torch.rand(batch, 2, generator=generator) * 2 - 1) * bound).round().long()
+    brightness_on, contrast_on, saturation_on = gate(), gate(), gate()
+    brightness = torch.randn(batch, generator=generator) * BRIGHTNESS_STD
+    contrast = torch.exp2(torch.randn(batch, generator=generator) * CONTRAST_LOG2_STD)
+    saturation = torch.exp2(torch.randn(batch, generator=generator) * SATURATION_LOG2_STD)
+    return AugmentParams(
+        flip=flip,
+        shift=shift * shift_on[:, None],
+        brightness=torch.where(brightness_on, brightness, 0.0),
+        contrast=torch.where(contrast_on, contrast, 1.0),
+        saturation=torch.where(saturation_on, saturation, 1.0),
+    )
 
-    view = (-1, 1, 1, 1, 1)
-    x = torch.lerp(clips, clips.flip(-1), flip.view(view))
-    x = torch.stack([_translate(x[i], *shift[i].tolist()) if shift_on[i] else x[i] for i in range(n_local)])
-    x = x + (bright * bright_v).view(view)
+
+def apply_augment(clips: torch.Tensor, params: AugmentParams) -> torch.Tensor:
+    """Flip, shift, brightness, contrast, saturation of clips [N, K, 3, H, W], one transform per clip."""
+    assert_shape(clips, [None, None, 3, None, None], "augmented clips")
+    n = clips.shape[0]
+    assert_shape(params.shift, [n, 2], "augment shifts")
+    params = params.to(clips.device, clips.dtype)
+    view = (n, 1, 1, 1, 1)
+    x = torch.where(params.flip.view(view), clips.flip(-1), clips)
+    x = _translate(x, params.shift)
+    x = x + params.brightness.view(view)
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
-    x = mean + (x - mean) * torch.lerp(torch.ones_like(contrast_v), contrast_v, contrast).view(view)
+    x = mean + (x - mean) * params.contrast.view(view)
     gray = x.mean(dim=2, keepdim=True)
-    return gray + (x - gray) * torch.lerp(torch.ones_like(sat_v), sat_v, sat).view(view)
+    return gray + (x - gray) * params.saturation.view(view)
 
 
-def _translate(clip: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Shift [K, 3, H, W] by whole pixels, filling with the reflected image."""
-    if dy == 0 and dx == 0:
-        return clip
-    h, w = clip.shape[-2:]
-    pad = [abs(dx), abs(dx), abs(dy), abs(dy)]
-    padded = F.pad(clip, pad, mode="reflect")
-    top, left = abs(dy) - dy, abs(dx) - dx
-    return padded[..., top : top + h, left : left + w]
+def _translate(clips: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Shift each clip of [N, K, C, H, W] by its shift [N, 2] in whole pixels, filling by reflection."""
+    n, k, c, h, w = clips.shape
+    # One pad by the largest shift the draw can make (|round(x)| <= ceil(|x|)) serves every clip,
+    # and gathers read each clip's window: no shift value is ever read on the host.
+    pad_h, pad_w = math.ceil(h * MAX_SHIFT), math.ceil(w * MAX_SHIFT)
+    padded = F.pad(clips.flatten(0, 1), [pad_w, pad_w, pad_h, pad_h], mode="reflect").unflatten(0, (n, k))
+    ys = pad_h + torch.arange(h, device=clips.device) - shift[:, :1]  # [N, H]: source row of each row
+    xs = pad_w + torch.arange(w, device=clips.device) - shift[:, 1:]  # [N, W]
+    x = padded.gather(3, ys.view(n, 1, 1, h, 1).expand(n, k, c, h, w + 2 * pad_w))
+    return x.gather(4, xs.view(n, 1, 1, 1, w).expand(n, k, c, h, w))
 
 
 class AdaptiveProbability:
@@ -63,18 +145,35 @@ class AdaptiveProbability:
     def __init__(self, target: float, speed_kimg: float, batch: int, interval: int, p: float = 0.0):
         self.target, self.p = target, p
         self.step_size = batch * interval / (speed_kimg * 1000)
-        self._signs, self._count = 0.0, 0
+        self._signs: float | torch.Tensor = 0.0
+        self._count = 0
 
-    def observe(self, sign_sum: float, count: int) -> None:
-        """Accumulate the sum of sign(D(real)) over `count` clips (summed over all processes)."""
-        self._signs += sign_sum
+    def observe(self, sign_sum: float | torch.Tensor, count: int) -> None:
+        """Accumulate the sum of sign(D(real)) over `count` clips (summed over all processes).
+
+        A 0-dim tensor stays where it is: nothing waits for the device until update().
+        """
+        self._signs = self._signs + sign_sum
         self._count += count
 
     def update(self) -> float:
-        """Move p by one step toward balance; returns the measured E[sign D(real)]."""
+        """Move p by one step toward balance; returns the measured E[sign D(real)] (NaN if none observed)."""
         if self._count == 0:
             return math.nan
-        rt = self._signs / self._count
+        rt = float(self._signs) / self._count
         self.p = min(max(self.p + math.copysign(self.step_size, rt - self.target), 0.0), 1.0)
         self._signs, self._count = 0.0, 0
         return rt
+
+    def state(self) -> dict[str, float | int]:
+        """p and the signs observed since the last update: what an exact resume needs."""
+        return {"p": self.p, "signs": float(self._signs), "count": self._count}
+
+    def load_state(self, state: dict[str, float | int]) -> None:
+        """Restore a dict made by state()."""
+        if set(state) != {"p", "signs", "count"}:
+            raise ValueError(
+                f"ADA state has keys {sorted(state)}, expected ['count', 'p', 'signs']: "
+                "pass a dict made by AdaptiveProbability.state()"
+            )
+        self.p, self._signs, self._count = float(state["p"]), float(state["signs"]), int(state["count"])
