@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from stylevid.config import DiscriminatorConfig
-from stylevid.networks.layers import Conv2dLayer, FullyConnected, MinibatchStd
+from stylevid.networks.layers import Conv2dLayer, FullyConnected, MinibatchStd, full_precision
 from stylevid.shapes import assert_shape
 
 
@@ -27,7 +27,10 @@ class DiscriminatorBlock(nn.Module):
 
 
 class ScoreHead(nn.Module):
-    """Minibatch std, conv, dense, and a projection onto a condition: [N, C, 4, 4] (+ [N, D]) -> [N]."""
+    """Minibatch std, conv, dense, projection onto a condition: [..., N, C, 4, 4] (+ [..., N, D]) -> [..., N].
+
+    Minibatch std groups samples along N only: leading dims hold separate batches.
+    """
 
     def __init__(self, channels, condition_dim, mbstd_group, conv_clamp=None):
         super().__init__()
@@ -38,12 +41,14 @@ class ScoreHead(nn.Module):
         self.project = FullyConnected(condition_dim, channels) if condition_dim else None
 
     def forward(self, x, condition=None):
-        x = self.fc(self.conv(self.mbstd(x)).flatten(1))
+        lead = x.shape[:-3]
+        x = self.fc(self.conv(self.mbstd(x).flatten(0, -4)).flatten(1))
         score = self.out(x)[:, 0]
         if self.project is not None:
             # Projection conditioning (Miyato & Koyama): agreement of features and condition.
-            score = score + (self.project(condition) * x).sum(dim=1) / math.sqrt(x.shape[1])
-        return score
+            projected = self.project(condition).flatten(0, -2)
+            score = score + (projected * x).sum(dim=1) / math.sqrt(x.shape[1])
+        return score.reshape(lead)
 
 
 class TemporalDiscriminator(nn.Module):
@@ -94,11 +99,16 @@ class TemporalDiscriminator(nn.Module):
             y = x
             for block in self.image_blocks:
                 y = block(y)
-            frame_scores = self.image_head(y).reshape(n, c.frames)
+            # Frame-major [K, N]: minibatch std then compares the same frame of different clips,
+            # as the video head compares clips, rather than the frames of one clip.
+            y = y.reshape(n, c.frames, *y.shape[1:]).transpose(0, 1)
+            frame_scores = self.image_head(y).t()
         x = self.fuse(x.reshape(n, -1, *x.shape[2:]))
         for block in self.video_blocks:
             x = block(x)
-        gaps = (times[:, 1:] - times[:, :-1]).to(x.dtype)
-        angle = gaps[..., None] * self.gap_freqs
-        condition = self.time_embed(torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1))
+        with full_precision(x.device):  # sinusoids of times need float32's mantissa
+            gaps = (times[:, 1:] - times[:, :-1]).float()
+            angle = gaps[..., None] * self.gap_freqs
+            encoding = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1)
+        condition = self.time_embed(encoding)
         return {"video": self.video_head(x, condition), "frames": frame_scores}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -16,6 +17,14 @@ RESAMPLE_FILTER = (1, 3, 3, 1)
 def normalize_2nd_moment(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
     """Scale x so its mean square along `dim` is 1."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def full_precision(device: torch.device | str):
+    """A context in which autocast is off on `device` (a no-op where the device has no autocast)."""
+    kind = torch.device(device).type
+    if torch.amp.is_autocast_available(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 class FullyConnected(nn.Module):
@@ -163,19 +172,22 @@ class SynthesisNetwork(nn.Module):
 
 
 class MinibatchStd(nn.Module):
-    """Appends the feature std over groups of samples: [N, C, H, W] -> [N, C + channels, H, W]."""
+    """Appends the feature std over groups of samples: [..., N, C, H, W] -> [..., N, C + channels, H, W].
+
+    Groups are taken along N only: leading dims (e.g. the frame index) hold separate batches.
+    """
 
     def __init__(self, group_size: int, channels: int = 1):
         super().__init__()
         self.group_size, self.channels = group_size, channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        *lead, n, c, h, w = x.shape
         g = min(self.group_size, n) if n % min(self.group_size, n) == 0 else 1
         f = self.channels
         # Groups of consecutive samples: a batch split across processes keeps the same groups.
-        y = x.reshape(-1, g, f, c // f, h, w)
-        y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
-        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])  # [N/g, f]
-        y = y.repeat_interleave(g, dim=0).reshape(n, f, 1, 1).expand(n, f, h, w)
-        return torch.cat([x, y], dim=1)
+        y = x.reshape(*lead, n // g, g, f, c // f, h, w)
+        y = (y - y.mean(dim=-5, keepdim=True)).square().mean(dim=-5)
+        y = (y + 1e-8).sqrt().mean(dim=[-3, -2, -1])  # [..., N/g, f]
+        y = y.repeat_interleave(g, dim=-2)[..., None, None].expand(*lead, n, f, h, w)
+        return torch.cat([x, y], dim=-3)

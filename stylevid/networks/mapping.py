@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylevid.networks.layers import FullyConnected, normalize_2nd_moment
+from stylevid.networks.layers import FullyConnected, full_precision, normalize_2nd_moment
 from stylevid.shapes import assert_shape
 
 
@@ -33,10 +33,14 @@ class Mapping(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"mapping input has shape {list(x.shape)}, expected [..., {self.in_dim}]")
-        if self.normalize_input:
-            x = normalize_2nd_moment(x)
-        for layer in self.layers:
-            x = layer(x)
+        # float32 even under mixed precision, as in StyleGAN2: with a 0.01 learning-rate multiplier,
+        # bfloat16's 8-bit mantissa would round away most of each update to w.
+        with full_precision(x.device):
+            x = x.float()
+            if self.normalize_input:
+                x = normalize_2nd_moment(x)
+            for layer in self.layers:
+                x = layer(x)
         return x
 
     @torch.no_grad()
@@ -93,6 +97,12 @@ class MotionMapping(nn.Module):
         return self.mapping.w_avg
 
     def forward(self, z, anchors, t) -> torch.Tensor:
+        # float32 under mixed precision: times reach thousands of frames, where bfloat16 cannot
+        # tell one frame from the next, and the mapping keeps float32 as above.
+        with full_precision(z.device):
+            return self._styles(z.float(), anchors.float(), t.float())
+
+    def _styles(self, z, anchors, t) -> torch.Tensor:
         n = z.shape[0]
         assert_shape(z, [n, self.z_dim], "trajectory z")
         assert_shape(anchors, [n, None, self.motion_dim], "trajectory anchors")

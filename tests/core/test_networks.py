@@ -177,3 +177,55 @@ def test_minibatch_std_groups_consecutive_samples():
     x2 = x.clone()
     x2[2:] += torch.randn(2, 2, 3, 3)
     torch.testing.assert_close(MinibatchStd(group_size=2)(x2)[:2], y[:2])
+
+
+def _naive_group_std(features: torch.Tensor, group: int) -> torch.Tensor:
+    """features [N, C, H, W] -> [N]: the std feature of each sample's group of consecutive samples."""
+    std = torch.empty(features.shape[0], dtype=torch.float64)
+    for start in range(0, features.shape[0], group):
+        members = features[start : start + group].double()
+        std[start : start + group] = ((members - members.mean(0)).square().mean(0) + 1e-8).sqrt().mean()
+    return std
+
+
+def _frame_features(disc: TemporalDiscriminator, frames: torch.Tensor) -> torch.Tensor:
+    """What the per-frame head receives, frame by frame: [N, K, 3, R, R] -> [N, K, C, 4, 4]."""
+    x = disc.from_rgb(frames.flatten(0, 1))
+    for block in [*disc.frame_blocks, *disc.image_blocks]:
+        x = block(x)
+    return x.reshape(*frames.shape[:2], *x.shape[1:])
+
+
+@torch.no_grad()
+def test_frame_head_minibatch_std_compares_the_same_frame_of_different_clips(config):
+    """Frame k's std feature is over frame k of the consecutive clips of its group, not over its clip."""
+    torch.manual_seed(0)
+    c = config.discriminator
+    disc, n, group = TemporalDiscriminator(c), 4, c.mbstd_group
+    # Each clip shows one still image: its frames do not vary, the clips do.
+    frames = torch.randn(n, 1, 3, c.resolution, c.resolution).expand(-1, c.frames, -1, -1, -1)
+    scores = disc(frames, torch.tensor([[0.0, 1.0, 4.0]] * n))["frames"]
+    features, head = _frame_features(disc, frames), disc.image_head
+    for k in range(c.frames):
+        std = _naive_group_std(features[:, k], group)
+        assert std.min() > 0.01  # the clips differ, so the feature sees it
+        for i in range(n):
+            x = torch.cat([features[i, k], torch.full((1, 4, 4), std[i].item())])[None]
+            torch.testing.assert_close(scores[i, k], head.out(head.fc(head.conv(x).flatten(1)))[0, 0])
+
+
+@torch.no_grad()
+def test_both_heads_group_consecutive_clips_so_a_split_batch_keeps_its_groups(config):
+    torch.manual_seed(0)
+    c = config.discriminator
+    disc, n, group = TemporalDiscriminator(c), 4, c.mbstd_group
+    frames = torch.randn(n, c.frames, 3, c.resolution, c.resolution)
+    t = torch.tensor([[0.0, 1.0, 4.0]] * n)
+    seen = {}
+    disc.video_head.mbstd.register_forward_hook(lambda _, args, out: seen.update(x=args[0], y=out))
+    whole = disc(frames, t)
+    expect = _naive_group_std(seen["x"], group).float()[:, None, None].expand(-1, 4, 4)
+    torch.testing.assert_close(seen["y"][:, -1], expect)
+    part = disc(frames[:group], t[:group])
+    for name in ("video", "frames"):
+        torch.testing.assert_close(part[name], whole[name][:group])
