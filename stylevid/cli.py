@@ -119,12 +119,15 @@ def _train(args: argparse.Namespace) -> int:
         args.out,
         args.preset,
         args.resume,
-        args.kimg,
-        args.batch,
         args.gpus,
         args.workers,
         args.device,
         args.run_dir,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        r1_gamma=args.r1_gamma,
+        batch=args.batch,
+        kimg=args.kimg,
     )
     return 0
 
@@ -210,8 +213,12 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs", help="parent of the run folders (default runs/)")
     train.add_argument("--preset", default="synth64", choices=["synth64", "ffs256"])
     train.add_argument("--resume", default=None, help="a run folder to continue from its latest snapshot")
+    # These override the preset, or with --resume the run's own settings from its snapshot on.
     train.add_argument("--kimg", type=float, default=None, help="training length in thousands of clips")
     train.add_argument("--batch", type=int, default=None, help="clips per step over all GPUs")
+    train.add_argument("--lr-g", type=float, default=None, help="generator learning rate")
+    train.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate")
+    train.add_argument("--r1-gamma", type=float, default=None, help="R1 weight (0: off)")
     train.add_argument("--gpus", type=int, default=1, help="processes to launch with torchrun (gloo on CPU)")
     train.add_argument("--workers", type=int, default=2, help="data loading processes per training process")
     train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
@@ -255,10 +262,11 @@ def console(argv: list[str] | None = None) -> int:
     import os  # noqa: PLC0415
 
     from stylevid.metrics.compute import MetricsSetupError  # noqa: PLC0415
+    from stylevid.training.trainer import NonFiniteLoss  # noqa: PLC0415
 
     try:
         return main(argv)
-    except (ValueError, OSError, MetricsSetupError) as exc:
+    except (ValueError, OSError, MetricsSetupError, NonFiniteLoss) as exc:
         if os.environ.get("STYLEVID_TRACEBACK"):
             raise
         print(f"stylevid: error: {exc}\n(STYLEVID_TRACEBACK=1 shows where)", file=sys.stderr)

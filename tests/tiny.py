@@ -47,7 +47,10 @@ class ClipsInMemory(torch.utils.data.Dataset):
         return self.videos.shape[0]
 
     def __getitem__(self, index: int) -> dict:
-        gen = torch.Generator().manual_seed(self.epoch * 1000 + index)
+        return self.item(index, self.epoch)
+
+    def item(self, index: int, epoch: int) -> dict:
+        gen = torch.Generator().manual_seed(epoch * 1000 + index)
         times = torch.randperm(self.videos.shape[1], generator=gen)[: self.k].sort().values
         return {"frames": self.videos[index, times], "times": times.float(), "video": index}
 

@@ -35,6 +35,9 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=lambda: preset("64"))
     batch: int = 16  # clips per step, over all processes
     max_gap: int = 32  # largest span (in frames) of a clip's K frames
+    # Fake clips are cut from videos this long, so G is trained at every time it will be rendered
+    # at (fvd2048_128f renders 128 frames; the slowest time encoding has a 512-frame period).
+    video_frames: int = 1024
     lr_g: float = 0.0025
     lr_d: float = 0.0025
     betas: tuple[float, float] = (0.0, 0.99)
@@ -57,11 +60,37 @@ class TrainConfig:
                 f"max_gap={self.max_gap} cannot hold {self.model.discriminator.frames} distinct frames; "
                 f"use max_gap >= {self.model.discriminator.frames - 1}"
             )
+        if self.video_frames <= self.max_gap:
+            raise ValueError(
+                f"video_frames={self.video_frames} must exceed max_gap={self.max_gap}: fake clips are cut"
+                f" from videos of video_frames frames; use video_frames >= {self.max_gap + 1}"
+            )
         for name in ("lr_g", "lr_d", "kimg", "tick_kimg", "ema_kimg"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if self.loss.r1_gamma < 0:
+            raise ValueError(f"r1_gamma={self.loss.r1_gamma} must be >= 0 (0 switches R1 off)")
         if self.r1_interval < 1 or self.snapshot_ticks < 1:
             raise ValueError("r1_interval and snapshot_ticks must be at least 1")
+
+    def with_changes(self, **changes) -> tuple[TrainConfig, dict[str, list]]:
+        """A copy with RESUMABLE settings changed (None: keep), and {name: [old, new]} of the changed ones."""
+        unknown = sorted(set(changes) - set(RESUMABLE))
+        if unknown:
+            raise ValueError(f"cannot change {unknown} of a run; changeable: {', '.join(RESUMABLE)}")
+        config, changed = self, {}
+        for name, value in changes.items():
+            if value is None:
+                continue
+            old = self.loss.r1_gamma if name == "r1_gamma" else getattr(self, name)
+            if value == old:
+                continue
+            if name == "r1_gamma":
+                config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, r1_gamma=value))
+            else:
+                config = dataclasses.replace(config, **{name: value})
+            changed[name] = [old, value]
+        return config, changed
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -127,6 +156,10 @@ def _ffs256() -> TrainConfig:
         augment=AugmentConfig(enabled=True, target=0.6),
     )
 
+
+# What `stylevid train --resume RUN` may change from the snapshot on (to recover from a NaN, or to
+# train longer); everything else is the run's and stays.
+RESUMABLE = ("lr_g", "lr_d", "r1_gamma", "batch", "kimg")
 
 PRESETS = {"synth64": _synth64, "ffs256": _ffs256}
 

@@ -75,7 +75,8 @@ def plot_curves(stats_path: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    records = [json.loads(line) for line in stats_path.read_text().splitlines()]
+    # Records without stats mark events (a resume), not ticks.
+    records = [r for line in stats_path.read_text().splitlines() if "stats" in (r := json.loads(line))]
     names = sorted({n for r in records for n in r["stats"] if n.startswith("loss/")})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name in names:

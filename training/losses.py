@@ -26,12 +26,22 @@ def gan_discriminator(scores: dict[str, torch.Tensor | None], real: bool) -> tor
 
 
 def r1_penalty(scores: dict[str, torch.Tensor | None], frames: torch.Tensor) -> torch.Tensor:
-    """Squared gradient norm of D's scores w.r.t. the real frames, per clip [N] (needs create_graph)."""
-    total = scores["video"].sum()
+    """R1 of each head on the real frames [N, K, 3, H, W], per clip [N] (built with create_graph).
+
+    The video head's squared gradient norm plus the per-frame head's, averaged over the K frames as
+    its loss is. Taking the gradient of the sum of both heads' scores instead would let them cancel
+    and weight the frame head K times more than its loss does.
+    """
+    heads = [scores["video"].sum()]
     if scores.get("frames") is not None:
-        total = total + scores["frames"].sum()
-    (grad,) = torch.autograd.grad(total, frames, create_graph=True)
-    return grad.square().flatten(1).sum(dim=1)
+        heads.append(scores["frames"].sum())
+    penalty = 0
+    for i, total in enumerate(heads):
+        (grad,) = torch.autograd.grad(total, frames, create_graph=True)
+        norm = grad.square().flatten(1).sum(dim=1)
+        # Frame k's score depends on frame k alone, so this norm is the sum of the K per-frame R1s.
+        penalty = penalty + (norm if i == 0 else norm / frames.shape[1])
+    return penalty
 
 
 def identity_contrastive(

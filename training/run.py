@@ -40,29 +40,27 @@ def run_training(
     out: str | Path = "runs",
     preset: str = "synth64",
     resume: str | Path | None = None,
-    kimg: float | None = None,
-    batch: int | None = None,
     gpus: int = 1,
     workers: int = 2,
     device: str | None = None,
     run_dir: str | Path | None = None,
     progress: bool = True,
+    **settings,
 ) -> Path:
-    """Train (or resume) and return the run folder; gpus > 1 outside torchrun relaunches under torchrun."""
+    """Train (or resume) and return the run folder; gpus > 1 outside torchrun relaunches under torchrun.
+
+    `settings` (lr_g, lr_d, r1_gamma, batch, kimg; None keeps) override the preset of a new run, or
+    the saved configuration of a resumed one from its snapshot on (e.g. a lower learning rate after
+    a NaN); a resumed run logs what changed in stats.jsonl.
+    """
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(gpus, data, out, preset, resume, kimg, batch, workers, device)
+        return _relaunch(gpus, data, out, preset, resume, workers, device, settings)
     process = distributed.setup(device)
     if resume is not None:
-        trainer = Trainer.resume(resume, None, process, workers)
+        trainer = Trainer.resume(resume, None, process, workers, **settings)
         trainer.dataset = open_dataset(data, trainer.cfg)
-        if kimg is not None:
-            trainer.cfg.kimg = kimg
     else:
-        config = train_preset(preset)
-        if kimg is not None:
-            config.kimg = kimg
-        if batch is not None:
-            config.batch = batch
+        config, _ = train_preset(preset).with_changes(**settings)
         dataset = open_dataset(data, config)
         run_dir = Path(run_dir) if run_dir else next_run_dir(out, preset)
         trainer = Trainer(config, dataset, run_dir, process, workers)
@@ -74,13 +72,14 @@ def run_training(
     return trainer.run_dir
 
 
-def _relaunch(gpus, data, out, preset, resume, kimg, batch, workers, device) -> Path:
+def _relaunch(gpus, data, out, preset, resume, workers, device, settings) -> Path:
     # Decide the run folder here so that every process writes to (rank 0) the same one.
     run_dir = Path(resume) if resume else next_run_dir(out, preset)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
     command += ["-m", "stylevid", "train", "--data", str(data), "--preset", preset, "--workers", str(workers)]
     command += ["--resume", str(resume)] if resume else ["--run-dir", str(run_dir)]
-    for flag, value in (("--kimg", kimg), ("--batch", batch), ("--device", device)):
+    options = {**{f"--{k.replace('_', '-')}": v for k, v in settings.items()}, "--device": device}
+    for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]
     subprocess.run(command, check=True)

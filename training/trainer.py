@@ -6,11 +6,13 @@ import copy
 import json
 import math
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,44 +20,44 @@ from stylevid import checkpoint
 from stylevid.atomic import write_atomically
 from stylevid.codes import Codes
 from stylevid.config import FACTORS
+from stylevid.data.clip_times import sample_clip_batch
 from stylevid.networks import Generator, TemporalDiscriminator
+from stylevid.networks.layers import full_precision
 from stylevid.training import losses
 from stylevid.training.augment import AdaptiveProbability, augment_clips
 from stylevid.training.config import TrainConfig
 from stylevid.training.distributed import ProcessGroup
 from stylevid.training.heads import FactorHead
+from stylevid.training.loader import EpochItems, StepBatches
 
 LATEST = "latest.json"
+STATS = "stats.jsonl"
 
 
 class NonFiniteLoss(RuntimeError):
-    """A loss became NaN or infinite: the run stops and keeps its last good snapshot."""
+    """A loss or the weights became NaN or infinite: the run stops and keeps its last good snapshot."""
 
 
 @dataclass
 class Phase:
-    """One optimisation phase: which loss, which parameters, how often (lazy regularisation)."""
+    """One optimisation phase: which loss, which parameters, how often (lazy regularisation).
+
+    `run(generator, rng)` draws device-side randomness from the torch generator and host-side
+    bookkeeping (clip times, seeds) from the NumPy one; both derive from (seed, step, phase).
+    """
 
     name: str
-    run: Callable[[torch.Generator], torch.Tensor]
+    run: Callable[[torch.Generator, np.random.Generator], torch.Tensor]
     modules: list[nn.Module]
     optimizer: torch.optim.Optimizer
     interval: int = 1
 
 
-def clip_times(n: int, k: int, max_gap: int, generator: torch.Generator, max_start: int = 0) -> torch.Tensor:
-    """K strictly increasing frame times per clip [n, k], spanning at most max_gap, from a random start."""
-    offsets = torch.stack([torch.randperm(max_gap, generator=generator)[: k - 1] + 1 for _ in range(n)])
-    offsets = torch.cat([torch.zeros(n, 1, dtype=torch.long), offsets.sort(dim=1).values], dim=1)
-    start = torch.randint(0, max_start + 1, (n, 1), generator=generator)
-    return (start + offsets).float()
-
-
-def _adam(params, lr: float, betas, interval: int | None) -> torch.optim.Adam:
+def _lazy(lr: float, betas, interval: int | None) -> dict:
     # Lazy regularisation runs every `interval` steps; scaling lr and betas keeps the effective
     # optimiser the same as if the regulariser ran every step (StyleGAN2, appendix B).
     ratio = interval / (interval + 1) if interval else 1.0
-    return torch.optim.Adam(params, lr=lr * ratio, betas=tuple(b**ratio for b in betas), eps=1e-8)
+    return {"lr": lr * ratio, "betas": tuple(b**ratio for b in betas)}
 
 
 class Trainer:
@@ -86,8 +88,9 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         k = config.model.discriminator.frames
         self.frames_per_clip = k
-        self.opt_G = _adam([*self.G.parameters(), *self.Q.parameters()], config.lr_g, config.betas, None)
-        self.opt_D = _adam(self.D.parameters(), config.lr_d, config.betas, config.r1_interval)
+        self.opt_G = torch.optim.Adam([*self.G.parameters(), *self.Q.parameters()], eps=1e-8)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), eps=1e-8)
+        self._set_hyperparameters()
         self.phases = [
             Phase("G", self._generator_loss, [self.G, self.Q], self.opt_G),
             Phase("D", self._discriminator_loss, [self.D], self.opt_D),
@@ -102,22 +105,31 @@ class Trainer:
         )
         self.step_index = 0
         self.tick_index = 0
-        self.stats: dict[str, list[float]] = defaultdict(list)
+        self.nimg = 0  # real clips shown to D so far, over all processes (a count: batch may change)
+        # Per-step values stay on the device until a tick averages them: no host sync per step.
+        self.stats: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.host_stats: dict[str, list[float]] = defaultdict(list)
         self._batches: Iterator | None = None
         self._real: tuple | None = None
         self._tick_started = (time.monotonic(), 0)
+        self._purge_step: int | None = None
 
-    # ---- progress -------------------------------------------------------------------------
+    def _set_hyperparameters(self) -> None:
+        """Learning rates and betas from the config (also after loading optimizer state at resume)."""
+        cfg = self.cfg
+        for opt, lr, interval in ((self.opt_G, cfg.lr_g, None), (self.opt_D, cfg.lr_d, cfg.r1_interval)):
+            for group in opt.param_groups:
+                group.update(_lazy(lr, cfg.betas, interval))
 
-    @property
-    def nimg(self) -> int:
-        """Real clips shown to D so far (over all processes)."""
-        return self.step_index * self.cfg.batch
+    # ---- randomness -----------------------------------------------------------------------
 
     def _generator_for(self, step: int, stream: int) -> torch.Generator:
         # All randomness of a step derives from (seed, step): resuming needs no RNG state, and
         # every process draws the same global batch and keeps its rows.
         return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 8 + stream)
+
+    def _rng_for(self, step: int, stream: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.cfg.seed, step, stream]))
 
     # ---- data -----------------------------------------------------------------------------
 
@@ -125,21 +137,16 @@ class Trainer:
         """This step's real clips [b, K, 3, R, R] and times [b, K] (the same for D and its R1)."""
         if self._real is None or self._real[0] != self.step_index:
             if self._batches is None:
-                self._batches = self._iterate_real(self.step_index)
+                self._batches = self._iterate_real(self.nimg)
             frames, times = next(self._batches)
             self._real = (self.step_index, frames.to(self.process.device), times.to(self.process.device))
         return self._real[1], self._real[2]
 
-    def _iterate_real(self, start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _iterate_real(self, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rows = self.process.rows(self.cfg.batch)
         loader = torch.utils.data.DataLoader(
-            _EpochItems(self.dataset),
-            batch_sampler=_StepBatches(
-                len(self.dataset),
-                self.cfg.batch,
-                self.process.rows(self.cfg.batch),
-                self.cfg.seed,
-                start_step,
-            ),
+            EpochItems(self.dataset),
+            batch_sampler=StepBatches(len(self.dataset), self.cfg.batch, rows, self.cfg.seed, start),
             num_workers=self.workers,
         )
         for batch in loader:
@@ -147,23 +154,27 @@ class Trainer:
 
     # ---- losses (each returns this process's share of the global mean) -------------------
 
-    def _sample_fake(self, generator: torch.Generator) -> tuple[Codes, torch.Tensor]:
-        """Codes of the whole global batch and this process's clip times [b, K]."""
+    def _sample_fake(self, rng: np.random.Generator) -> tuple[Codes, torch.Tensor]:
+        """Codes of the whole global batch and this process's clip times [b, K].
+
+        Times come from the loader's sampler over videos of cfg.video_frames frames: the same gap
+        distribution as real clips, and starts anywhere G will be asked to render.
+        """
         cfg, rows = self.cfg, self.process.rows(self.cfg.batch)
-        times = clip_times(cfg.batch, self.frames_per_clip, cfg.max_gap, generator, max_start=cfg.max_gap)
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        times = sample_clip_batch(cfg.batch, cfg.video_frames, self.frames_per_clip, cfg.max_gap, rng)
+        seed = int(rng.integers(2**31 - 1))
         codes = self.G.sample(cfg.batch, seed=seed, frames=int(times.max()) + 1)
-        t = times[rows].to(self.process.device)
+        t = torch.from_numpy(times[rows]).float().to(self.process.device)
         return codes, t
 
     def _augment(self, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.ada is None:
             return clips
-        return augment_clips(clips, self.ada.p, generator, self.process.rows(self.cfg.batch))
+        return augment_clips(clips, self.ada.p, generator, self.process.rows(self.cfg.batch), self.cfg.batch)
 
-    def _generator_loss(self, generator: torch.Generator) -> torch.Tensor:
+    def _generator_loss(self, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
         cfg, rows, w = self.cfg, self.process.rows(self.cfg.batch), self.cfg.loss
-        codes_all, t = self._sample_fake(generator)
+        codes_all, t = self._sample_fake(rng)
         codes = codes_all[rows]
         frames, parts = self.G(codes, t, layers=True)
         per_clip = losses.gan_generator(self.D(self._augment(frames, generator), t))
@@ -189,33 +200,32 @@ class Trainer:
                 per_clip = per_clip + w.identity * identity
             if w.swap:
                 factor = FACTORS[self.step_index % len(FACTORS)]
-                order = torch.roll(torch.arange(cfg.batch), 1).tolist()
+                order = [cfg.batch - 1, *range(cfg.batch - 1)]  # each clip takes its neighbour's
                 swapped = codes_all.replace(**{factor: getattr(codes_all, factor)[order]})[rows]
                 swap = losses.swap_consistency(predicted, self.Q(self.G(swapped, t)), factor)
                 self._record("loss/swap", swap)
                 per_clip = per_clip + w.swap * swap
         return per_clip.sum() / cfg.batch
 
-    def _discriminator_loss(self, generator: torch.Generator) -> torch.Tensor:
+    def _discriminator_loss(self, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
         cfg = self.cfg
         with torch.no_grad():
-            codes_all, t_fake = self._sample_fake(generator)
+            codes_all, t_fake = self._sample_fake(rng)
             fake = self.G(codes_all[self.process.rows(cfg.batch)], t_fake)
         fake_loss = losses.gan_discriminator(self.D(self._augment(fake, generator), t_fake), real=False)
         real, t_real = self._real_batch()
         scores = self.D(self._augment(real, generator), t_real)
         real_loss = losses.gan_discriminator(scores, real=True)
         if self.ada is not None:
-            signs = self.process.sum_(
-                torch.stack([torch.sign(scores["video"].detach()).sum(), torch.tensor(float(real.shape[0]))])
-            )
-            self.ada.observe(float(signs[0]), int(signs[1]))
+            # Summed over processes on the device; the controller reads it only when it adjusts p.
+            signs = self.process.sum_(torch.sign(scores["video"].detach()).float().sum().reshape(1))
+            self.ada.observe(signs[0], cfg.batch)
         self._record("loss/D_fake", fake_loss)
         self._record("loss/D_real", real_loss)
         self._record("scores/real", scores["video"].detach())
         return (fake_loss + real_loss).sum() / cfg.batch
 
-    def _r1_loss(self, generator: torch.Generator) -> torch.Tensor:
+    def _r1_loss(self, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
         real, t_real = self._real_batch()
         real = real.detach().requires_grad_(True)
         penalty = losses.r1_penalty(self.D(self._augment(real, generator), t_real), real)
@@ -225,8 +235,8 @@ class Trainer:
     # ---- bookkeeping ----------------------------------------------------------------------
 
     def _record(self, name: str, per_clip: torch.Tensor) -> None:
-        total = self.process.sum_(per_clip.detach().float().sum().reshape(1))
-        self.stats[name].append(float(total) / self.cfg.batch)
+        """Keep this process's sum of a per-clip value [b]; tick() averages it over all processes."""
+        self.stats[name].append(per_clip.detach().float().sum())
 
     @torch.no_grad()
     def _track_means(self, codes: Codes, parts: dict) -> None:
@@ -237,10 +247,9 @@ class Trainer:
             "lighting": parts["lighting"],
         }
         for factor, w in values.items():
-            flat = w.detach().reshape(-1, w.shape[-1])
-            total = self.process.sum_(
-                torch.cat([flat.sum(0), torch.tensor([float(flat.shape[0])], device=flat.device)])
-            )
+            flat = w.detach().float().reshape(-1, w.shape[-1])
+            count = torch.full((1,), float(flat.shape[0]), device=flat.device)
+            total = self.process.sum_(torch.cat([flat.sum(0), count]))
             getattr(self.G, factor).track_mean(total[:-1] / total[-1])
 
     @torch.no_grad()
@@ -262,20 +271,29 @@ class Trainer:
         for module in phase.modules:
             module.requires_grad_(True)
         phase.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.process.device.type, dtype=torch.bfloat16, enabled=self._amp):
-            loss = phase.run(self._generator_for(self.step_index, index))
+        with self._precision():
+            loss = phase.run(
+                self._generator_for(self.step_index, index), self._rng_for(self.step_index, index)
+            )
         total = float(self.process.sum_(loss.detach().float().reshape(1)))
         if not math.isfinite(total):
             raise NonFiniteLoss(
                 f"step {self.step_index}: the {phase.name} loss is {total}; training stopped with the "
-                f"last good snapshot kept in {self.run_dir}. Lower the learning rate or raise the R1 "
-                f"weight, then resume from that snapshot"
+                f"last good snapshot kept in {self.run_dir}. {self._recovery_advice()}"
             )
         loss.backward()
         for module in phase.modules:
             self.process.sum_gradients(module.parameters())
             module.requires_grad_(False)
         return total
+
+    def _recovery_advice(self) -> str:
+        cfg = self.cfg
+        return (
+            f"Resume with a lower learning rate or a stronger R1, e.g. stylevid train --resume "
+            f"{self.run_dir} --lr-g {cfg.lr_g / 2:g} --lr-d {cfg.lr_d / 2:g} "
+            f"--r1-gamma {cfg.loss.r1_gamma * 2:g}"
+        )
 
     def step(self) -> None:
         """One iteration: every phase whose interval divides the step runs once."""
@@ -289,9 +307,10 @@ class Trainer:
         if self.ada is not None and self.step_index % self.cfg.augment.interval == 0:
             rt = self.ada.update()
             if not math.isnan(rt):
-                self.stats["augment/rt"].append(rt)
-            self.stats["augment/p"].append(self.ada.p)
+                self.host_stats["augment/rt"].append(rt)
+            self.host_stats["augment/p"].append(self.ada.p)
         self.step_index += 1
+        self.nimg += self.cfg.batch
 
     def _out_of_time(self, deadline: float | None) -> bool:
         # Every process must stop at the same step, so rank 0's clock decides for all.
@@ -306,9 +325,27 @@ class Trainer:
     def _amp(self) -> bool:
         return self.cfg.mixed_precision and self.process.device.type == "cuda"
 
+    def _precision(self):
+        """bfloat16 autocast when mixed precision is on (CUDA), else float32 throughout."""
+        if self._amp:
+            return torch.autocast(self.process.device.type, dtype=torch.bfloat16)
+        return full_precision(self.process.device)
+
+    def _averages(self) -> dict[str, float]:
+        """Each recorded value's mean per clip since the last tick, over all processes (one sync)."""
+        names = sorted(name for name, values in self.stats.items() if values)
+        if not names:
+            return {}
+        sums = torch.stack([torch.stack(self.stats[name]).sum() for name in names])
+        counts = [len(self.stats[name]) * self.cfg.batch for name in names]
+        totals = self.process.sum_(sums).tolist()
+        return {name: total / count for name, total, count in zip(names, totals, counts, strict=True)}
+
     def tick(self) -> dict:
         """Average the stats since the last tick, log them (rank 0) and start a new tick."""
         started, nimg0 = self._tick_started
+        stats = self._averages()
+        stats.update({name: sum(v) / len(v) for name, v in self.host_stats.items() if v})
         now = time.monotonic()
         self.tick_index += 1
         record = {
@@ -317,14 +354,13 @@ class Trainer:
             "kimg": self.nimg / 1000,
             "sec_per_kimg": (now - started) / max((self.nimg - nimg0) / 1000, 1e-9),
             "memory_mib": _peak_memory_mib(self.process.device),
-            "stats": {name: sum(v) / len(v) for name, v in sorted(self.stats.items()) if v},
+            "stats": dict(sorted(stats.items())),
         }
         self.stats.clear()
+        self.host_stats.clear()
         self._tick_started = (now, self.nimg)
         if self.process.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as log:
-                log.write(json.dumps(record) + "\n")
+            self._log(record)
             writer = self._tensorboard()
             for name, value in record["stats"].items():
                 writer.add_scalar(name, value, self.nimg)
@@ -333,21 +369,40 @@ class Trainer:
             writer.flush()
         return record
 
+    def _log(self, record: dict) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / STATS, "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+
     def _tensorboard(self):
         if not hasattr(self, "_writer"):
             from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
 
-            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            # After a resume, purge_step hides the events a crashed run logged past its snapshot.
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self._purge_step)
         return self._writer
 
+    def _nonfinite_weights(self) -> bool:
+        """Whether any weight or buffer of the networks is NaN or infinite (one host read)."""
+        tensors = [t for m in (self.G, self.G_ema, self.D, self.Q) for t in m.state_dict().values()]
+        return bool(torch.stack([~torch.isfinite(t).all() for t in tensors if t.is_floating_point()]).any())
+
     def snapshot(self) -> Path | None:
-        """Write weights + training state atomically, then point latest.json at them (rank 0 only)."""
+        """Write weights + training state atomically, then point latest.json at them (rank 0 only).
+
+        Weights that are not finite are not written: latest.json keeps naming the last good snapshot.
+        """
         if not self.process.is_main:
             return None
+        if self._nonfinite_weights():
+            raise NonFiniteLoss(
+                f"step {self.step_index}: the weights hold NaN or infinite values; they were not saved and "
+                f"{self.run_dir / LATEST} still names the last good snapshot. {self._recovery_advice()}"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         name = f"snapshot-{self.nimg:09d}"
         config = {"model": self.cfg.model.to_dict(), "training": self.cfg.to_dict()}
-        info = {"step": self.step_index, "kimg": self.nimg / 1000, "tick": self.tick_index}
+        info = {"step": self.step_index, "kimg": self.nimg / 1000, "tick": self.tick_index, "nimg": self.nimg}
         weights = checkpoint.save_checkpoint(
             self.run_dir / f"{name}.safetensors",
             {"G": self.G, "G_ema": self.G_ema, "D": self.D, "Q": self.Q},
@@ -358,7 +413,7 @@ class Trainer:
         tensors, meta = {}, {}
         for key, opt in optimizers.items():
             tensors[key], meta[key] = _optimizer_to_tensors(opt)
-        state = {**info, "ada_p": None if self.ada is None else self.ada.p}
+        state = {**info, "ada": None if self.ada is None else self.ada.state()}
         checkpoint.save_checkpoint(
             self.run_dir / f"{name}-state.safetensors", tensors, {"optimizers": meta}, state
         )
@@ -369,22 +424,41 @@ class Trainer:
         return weights
 
     def _write_samples(self, name: str) -> None:
-        """The same 8 videos at every snapshot: an mp4 grid beside it, and frames in TensorBoard."""
+        """The same 8 videos at every snapshot: an mp4 grid beside it, and frames in TensorBoard.
+
+        A failure here (a codec, a full disk) is reported and training goes on: the snapshot is saved.
+        """
         from stylevid.api import VideoGenerator  # noqa: PLC0415
         from stylevid.video import make_grid, save_video  # noqa: PLC0415
 
         gen = VideoGenerator(self.G_ema, self.cfg.model)
         video = gen.render(gen.sample(8, seed=0, frames=16), 16).cpu()
-        save_video(video, self.run_dir / f"{name}-samples.mp4", fps=8, nrow=4)
+        path = self.run_dir / f"{name}-samples.mp4"
+        try:
+            save_video(video, path, fps=8, nrow=4)
+        except Exception as exc:  # noqa: BLE001 -- whatever the codec raises, the run must go on
+            warnings.warn(
+                f"could not write the sample video {path} ({exc}); training continues", stacklevel=2
+            )
         # Rows: videos; columns: every 4th frame, so motion shows in a still image.
         sheet = make_grid(video[:, ::4].flatten(0, 1), nrow=4)
         self._tensorboard().add_image("samples", (sheet + 1) / 2, self.nimg)
 
     @classmethod
     def resume(
-        cls, run_dir: str | Path, dataset, process: ProcessGroup | None = None, workers: int = 0
+        cls,
+        run_dir: str | Path,
+        dataset,
+        process: ProcessGroup | None = None,
+        workers: int = 0,
+        **changes,
     ) -> Trainer:
-        """A Trainer continuing exactly where the run's latest snapshot stopped."""
+        """A Trainer continuing exactly where the run's latest snapshot stopped.
+
+        `changes` (lr_g, lr_d, r1_gamma, batch, kimg; None keeps) apply from the snapshot on and are
+        logged to stats.jsonl. Ticks the run logged after its snapshot (it crashed) are dropped from
+        stats.jsonl and hidden in TensorBoard, so they are not written twice.
+        """
         run_dir = Path(run_dir)
         try:
             latest = json.loads((run_dir / LATEST).read_text())
@@ -394,17 +468,29 @@ class Trainer:
             ) from exc
         weights = checkpoint.load_checkpoint(run_dir / latest["snapshot"])
         state = checkpoint.load_checkpoint(run_dir / latest["state"])
-        trainer = cls(TrainConfig.from_dict(weights.config["training"]), dataset, run_dir, process, workers)
+        config, changed = TrainConfig.from_dict(weights.config["training"]).with_changes(**changes)
+        trainer = cls(config, dataset, run_dir, process, workers)
         device = trainer.process.device
         for name in ("G", "G_ema", "D", "Q"):
             checkpoint.load_module_state(getattr(trainer, name), weights.tensors[name], name)
             getattr(trainer, name).to(device)
         for key, opt in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
             _optimizer_from_tensors(opt, state.tensors.get(key, {}), state.config["optimizers"][key])
-        trainer.step_index, trainer.tick_index = state.metadata["step"], state.metadata["tick"]
+        trainer._set_hyperparameters()  # the loaded state carries the old learning rates
+        info = state.metadata
+        trainer.step_index, trainer.tick_index = info["step"], info["tick"]
+        trainer.nimg = info.get("nimg", info["step"] * config.batch)
         if trainer.ada is not None:
-            trainer.ada.p = state.metadata["ada_p"]
+            # Older snapshots saved p alone.
+            trainer.ada.load_state(
+                info.get("ada") or {"p": info.get("ada_p") or 0.0, "signs": 0.0, "count": 0}
+            )
         trainer._tick_started = (time.monotonic(), trainer.nimg)
+        trainer._purge_step = trainer.nimg + 1  # events at nimg itself were logged before the snapshot
+        if trainer.process.is_main:
+            _keep_ticks_up_to(run_dir / STATS, trainer.tick_index)
+            event = {"tick": trainer.tick_index, "step": trainer.step_index, "kimg": trainer.nimg / 1000}
+            trainer._log({**event, "resumed": {"snapshot": latest["snapshot"], "changed": changed}})
         return trainer
 
     def train(self, progress: bool = True, seconds: float | None = None) -> Path | None:
@@ -439,6 +525,16 @@ class Trainer:
         return last
 
 
+def _keep_ticks_up_to(path: Path, tick: int) -> None:
+    """Drop the records of stats.jsonl past `tick` (logged by a run that crashed after its snapshot)."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("tick", 0) <= tick]
+    if len(kept) != len(lines):
+        write_atomically(path, "".join(kept).encode())
+
+
 def _peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -464,52 +560,3 @@ def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch
         state[int(index)][name] = value
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
     opt.load_state_dict({"state": dict(state), "param_groups": groups})
-
-
-class _StepBatches:
-    """Per step, this process's rows of the global batch, as (epoch, index) pairs; epochs reshuffle.
-
-    The order depends only on (seed, step), so a resumed run and any number of processes see the
-    same clips as one uninterrupted process.
-    """
-
-    def __init__(self, size: int, batch: int, rows: slice, seed: int, start_step: int):
-        if size < 1:
-            raise ValueError("the dataset holds no usable videos")
-        self.size, self.batch, self.rows, self.seed, self.start_step = size, batch, rows, seed, start_step
-        self._perm: tuple[int, torch.Tensor] | None = None
-
-    def _order(self, epoch: int) -> torch.Tensor:
-        if self._perm is None or self._perm[0] != epoch:
-            self._perm = (
-                epoch,
-                torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch)),
-            )
-        return self._perm[1]
-
-    def __iter__(self):
-        step = self.start_step
-        while True:
-            first = step * self.batch
-            items = []
-            for position in range(first + self.rows.start, first + self.rows.stop):
-                epoch, i = divmod(position, self.size)
-                items.append((epoch, int(self._order(epoch)[i])))
-            yield items
-            step += 1
-
-
-class _EpochItems(torch.utils.data.Dataset):
-    """Indexes a clip dataset by (epoch, index), so its per-epoch randomness reaches every worker."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        epoch, index = key
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        return self.dataset[index]

@@ -16,8 +16,9 @@ from tiny import ClipsInMemory, tiny_training
 
 from stylevid import checkpoint
 from stylevid.training import losses
+from stylevid.training.config import AugmentConfig
 from stylevid.training.distributed import ProcessGroup
-from stylevid.training.trainer import NonFiniteLoss, Trainer, clip_times
+from stylevid.training.trainer import NonFiniteLoss, Trainer
 
 
 def _params(trainer):
@@ -45,31 +46,57 @@ def test_a_few_steps_move_every_network_with_finite_losses(clips, tmp_path):
         assert values and all(torch.isfinite(torch.tensor(values))), term
 
 
-def test_clip_times_are_sorted_distinct_and_within_the_gap():
-    gen = torch.Generator().manual_seed(0)
-    t = clip_times(200, 4, 7, gen, max_start=5)
-    gaps = t[:, 1:] - t[:, :-1]
-    assert (gaps >= 1).all() and (t[:, -1] - t[:, 0] <= 7).all() and (t[:, 0] <= 5).all()
-
-
 def test_resume_continues_bit_exactly(clips, tmp_path):
-    cfg = tiny_training()
+    # ADA adjusts every 4th step and the snapshot lands between two adjustments: the signs seen
+    # since the last one must survive the resume.
+    cfg = tiny_training(augment=AugmentConfig(enabled=True, interval=4, speed_kimg=0.05))
     straight = Trainer(cfg, clips, tmp_path / "straight")
-    for _ in range(4):
+    straight.ada.p = 0.3
+    for _ in range(6):
         straight.step()
     first = Trainer(cfg, clips, tmp_path / "split")
+    first.ada.p = 0.3
     for _ in range(2):
         first.step()
     first.snapshot()
     resumed = Trainer.resume(tmp_path / "split", clips)
-    assert resumed.step_index == 2
-    for _ in range(2):
+    assert resumed.step_index == 2 and resumed.ada.state() == first.ada.state()
+    for _ in range(4):
         resumed.step()
     a, b = _params(straight), _params(resumed)
     for name in a:
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
-    assert straight.ada.p == resumed.ada.p
+    assert straight.ada.state() == resumed.ada.state()
+
+
+class RacyClips(ClipsInMemory):
+    """Keeps its epoch in shared memory like VideoClipDataset, and reads it late: a race made likely."""
+
+    def __init__(self):
+        super().__init__()
+        self.shared = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.shared.fill_(epoch)
+
+    def __getitem__(self, index: int) -> dict:
+        time.sleep(0.01)
+        return self.item(index, int(self.shared))
+
+
+def test_loader_workers_give_the_clips_of_one_process_across_epoch_boundaries(tmp_path):
+    # 8 videos, 4 clips a step: an epoch ends every 2nd step, while the other worker prefetches.
+    def real_batches(workers):
+        trainer = Trainer(tiny_training(), RacyClips(), tmp_path / str(workers), workers=workers)
+        batches = []
+        for _ in range(8):
+            batches.append(trainer._real_batch())
+            trainer.step_index += 1
+        return batches
+
+    for (a, ta), (b, tb) in zip(real_batches(0), real_batches(2), strict=True):
+        assert torch.equal(ta, tb) and torch.equal(a, b)
 
 
 def _free_port() -> int:
@@ -93,6 +120,7 @@ def _worker(rank, port, out_dir):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         trainer = Trainer(tiny_training(), ClipsInMemory(), out_dir, ProcessGroup(rank, 2))
+        trainer.ada.p = 0.5
         grads = _gradients_of(trainer)
         if rank == 0:
             torch.save(grads, Path(out_dir) / "grads.pt")
@@ -100,8 +128,10 @@ def _worker(rank, port, out_dir):
         dist.destroy_process_group()
 
 
-def test_two_gloo_processes_give_the_gradients_of_one(clips, tmp_path):
-    one = _gradients_of(Trainer(tiny_training(), clips, tmp_path / "one"))
+def test_two_gloo_processes_give_the_gradients_of_one_with_augmentation_on(clips, tmp_path):
+    single = Trainer(tiny_training(), clips, tmp_path / "one")
+    single.ada.p = 0.5  # every transform is drawn, about half of them applied
+    one = _gradients_of(single)
     mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
     two = torch.load(tmp_path / "grads.pt", weights_only=True)
     assert one.keys() == two.keys()
@@ -168,3 +198,110 @@ def test_training_logs_every_term_and_writes_snapshots(clips, tmp_path):
     import stylevid
 
     assert stylevid.load(last).render(stylevid.load(last).sample(1, frames=4), 4).shape == (1, 4, 3, 16, 16)
+
+
+def _records(run):
+    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_a_nan_run_resumes_past_the_failing_step_with_a_lower_learning_rate(clips, tmp_path):
+    hot = Trainer(tiny_training(lr_g=100.0, lr_d=100.0), clips, tmp_path)
+    hot.snapshot()
+    with pytest.raises(NonFiniteLoss, match=r"stylevid train --resume .* --lr-g 50 --lr-d 50"):
+        for _ in range(6):
+            hot.step()
+    failed_at = hot.step_index
+    cool = Trainer.resume(tmp_path, clips, lr_g=0.002, lr_d=0.002)
+    ratio = cool.cfg.r1_interval / (cool.cfg.r1_interval + 1)  # lazy R1's scaling of D's optimiser
+    assert cool.opt_G.param_groups[0]["lr"] == 0.002
+    assert cool.opt_D.param_groups[0]["lr"] == pytest.approx(0.002 * ratio)
+    for _ in range(failed_at + 3):
+        cool.step()
+    assert cool.step_index > failed_at
+    resumed = [r["resumed"] for r in _records(tmp_path) if "resumed" in r]
+    assert resumed == [
+        {
+            "snapshot": "snapshot-000000000.safetensors",
+            "changed": {"lr_g": [100.0, 0.002], "lr_d": [100.0, 0.002]},
+        }
+    ]
+
+
+def test_resume_with_a_larger_batch_continues_the_clip_count(clips, tmp_path):
+    first = Trainer(tiny_training(), clips, tmp_path)
+    first.step()
+    first.snapshot()
+    bigger = Trainer.resume(tmp_path, clips, batch=8, kimg=0.1)
+    assert (bigger.nimg, bigger.cfg.batch, bigger.cfg.kimg) == (4, 8, 0.1)
+    bigger.step()
+    assert bigger.nimg == 12 and bigger._real[1].shape[0] == 8
+
+
+def test_a_crash_after_the_snapshot_logs_no_tick_twice(clips, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    crashed = Trainer(tiny_training(), clips, tmp_path)
+    for tick in range(3):
+        crashed.step()
+        crashed.step()
+        crashed.tick()
+        if tick == 1:
+            crashed.snapshot()
+    crashed._tensorboard().close()  # the third tick was logged, then the process died
+    resumed = Trainer.resume(tmp_path, clips)
+    for _ in range(2):
+        resumed.step()
+        resumed.step()
+        resumed.tick()
+    resumed._tensorboard().close()
+    ticks = [r["tick"] for r in _records(tmp_path) if "stats" in r]
+    assert ticks == [1, 2, 3, 4]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("loss/D_real")]
+    assert steps == [8, 16, 24, 32]
+
+
+def test_weights_that_are_not_finite_are_never_pointed_to(clips, tmp_path):
+    trainer = Trainer(tiny_training(), clips, tmp_path)
+    trainer.step()
+    good = trainer.snapshot()
+    trainer.step()
+    with torch.no_grad():
+        next(trainer.D.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(NonFiniteLoss, match="not saved.*--resume"):
+        trainer.snapshot()
+    latest = json.loads((tmp_path / "latest.json").read_text())
+    assert latest["snapshot"] == good.name and not list(tmp_path.glob("snapshot-000000008*"))
+
+
+def test_a_sample_video_that_cannot_be_written_does_not_stop_the_run(clips, tmp_path, monkeypatch):
+    import stylevid.video
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no encoder for this codec")
+
+    monkeypatch.setattr(stylevid.video, "save_video", broken)
+    trainer = Trainer(tiny_training(), clips, tmp_path)
+    trainer.step()
+    with pytest.warns(UserWarning, match="could not write the sample video.*no encoder"):
+        saved = trainer.snapshot()
+    assert json.loads((tmp_path / "latest.json").read_text())["snapshot"] == saved.name
+
+
+def test_mixed_precision_keeps_the_mappings_and_means_in_float32(clips, tmp_path, monkeypatch):
+    # bfloat16 autocast is CUDA's default; the CPU has the same autocast, so the path is tested here.
+    monkeypatch.setattr(Trainer, "_amp", property(lambda self: True))
+    trainer = Trainer(tiny_training(), clips, tmp_path)
+    codes, z = trainer.G.sample(2, frames=8), torch.randn(2, trainer.cfg.model.generator.z_dim)
+    t = torch.arange(8.0)[None].expand(2, -1)
+    reference = trainer.G.identity(z), trainer.G.trajectory_styles("pose", codes.pose, t)
+    with trainer._precision():
+        mixed = trainer.G.identity(z), trainer.G.trajectory_styles("pose", codes.pose, t)
+        assert trainer.G(codes, 2).dtype == torch.bfloat16  # the synthesis does run in bfloat16
+    for a, b in zip(reference, mixed, strict=True):
+        assert b.dtype == torch.float32 and torch.equal(a, b)
+    for _ in range(3):
+        trainer.step()
+    assert trainer.G.identity.w_avg.dtype == torch.float32 and torch.isfinite(trainer.G.identity.w_avg).all()
+    assert all(torch.isfinite(torch.stack(v)).all() for v in trainer.stats.values())
