@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 
 from stylevid import checkpoint
-from stylevid.codes import Codes
+from stylevid.codes import TRAJECTORY_FACTORS, Codes
 from stylevid.config import ModelConfig
 from stylevid.networks import Generator
 from stylevid.networks.generator import _times
@@ -52,18 +53,23 @@ class VideoGenerator:
         """One video per seed, each the same as sample(1, seed)."""
         return Codes.cat([self.sample(1, s, frames, psi) for s in seeds])
 
-    @torch.no_grad()
     def frames(self, codes: Codes, t, chunk: int = DEFAULT_CHUNK) -> Iterator[torch.Tensor]:
         """Render in chunks of `chunk` frames: yields [N, <=chunk, 3, R, R] in [-1, 1].
 
         Working memory is that of one chunk however long the video. Frames do not depend on one
         another, so any chunking gives the same frames, bit for bit for the same chunk size and
         up to float32 rounding (~1e-6: BLAS sums in a batch-size-dependent order) otherwise.
+        Times the codes do not cover are refused here, before any frame is rendered.
         """
         if chunk < 1:
             raise ValueError(f"chunk={chunk} must be at least 1 frame")
         codes = codes.to(self.device)
         t = _times(t, len(codes), self.device)
+        _check_coverage(codes, t)
+        return self._chunks(codes, t, chunk)
+
+    @torch.no_grad()
+    def _chunks(self, codes: Codes, t: torch.Tensor, chunk: int) -> Iterator[torch.Tensor]:
         for start in range(0, t.shape[1], chunk):
             yield self.generator(codes, t[:, start : start + chunk]).clamp(-1, 1)
 
@@ -77,7 +83,10 @@ class VideoGenerator:
 
         Also the styles the frames were made with: pose and lighting [N, T, w_dim].
         """
-        frames, parts = self.generator(codes.to(self.device), _times(t, len(codes), self.device), layers=True)
+        codes = codes.to(self.device)
+        t = _times(t, len(codes), self.device)
+        _check_coverage(codes, t)
+        frames, parts = self.generator(codes, t, layers=True)
         return {"frames": frames, **parts}
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
@@ -86,6 +95,23 @@ class VideoGenerator:
         return checkpoint.save_checkpoint(
             path, {"G_ema": self.generator}, {"model": config}, {**self.metadata, **(metadata or {})}
         )
+
+
+def _check_coverage(codes: Codes, t: torch.Tensor) -> None:
+    """Refuse times t [N, T] outside what the pose or lighting anchors of `codes` cover."""
+    if not t.numel():
+        return
+    for factor in TRAJECTORY_FACTORS:
+        trajectory = getattr(codes, factor)
+        asked = trajectory.times(t)  # a frozen video shows its frozen time in every frame
+        low, high = asked.min().item(), asked.max().item()
+        if low < 0 or high > trajectory.duration:
+            frozen = "" if torch.isnan(trajectory.frozen_at).all() else " (frozen videos: their frozen time)"
+            fix = "times start at 0" if low < 0 else f"sample the codes with frames >= {math.ceil(high) + 1}"
+            raise ValueError(
+                f"{factor} times span [{low:g}, {high:g}]{frozen} but the codes' {factor} covers"
+                f" [0, {trajectory.duration:g}] frames; {fix}"
+            )
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator:

@@ -30,6 +30,29 @@ def test_any_frame_rate_by_fractional_times(video_generator):
     torch.testing.assert_close(at_50[:, ::2], at_25)
 
 
+def test_times_the_codes_do_not_cover_are_refused_before_any_frame(video_generator):
+    short = video_generator.sample(2, seed=0, frames=20)
+    yielded, refusal = [], r"times span \[0, 199\] .*covers \[0, \d+\] frames; .*frames >= 200"
+    with pytest.raises(ValueError, match=refusal):
+        for chunk in video_generator.frames(short, 200, chunk=4):
+            yielded.append(chunk)
+    assert yielded == []
+    with pytest.raises(ValueError, match="frames >= 200"):
+        video_generator.render(short, 200)
+    with pytest.raises(ValueError, match=r"span \[-1, 2\] .*times start at 0"):
+        video_generator.render(short, torch.tensor([-1.0, 2.0]))
+    # What the message promises: codes sampled with that many frames render them all.
+    assert video_generator.render(video_generator.sample(2, seed=0, frames=200), 200).shape[1] == 200
+
+
+def test_frozen_trajectories_are_checked_at_their_frozen_time(video_generator):
+    short = video_generator.sample(1, seed=0, frames=20)
+    still = short.freeze("pose", t=0.0).freeze("lighting", t=5.0)
+    assert video_generator.render(still, 200).shape[1] == 200  # no motion: any length
+    with pytest.raises(ValueError, match=r"pose times span \[500, 500\] \(frozen.*frames >= 501"):
+        video_generator.render(short.freeze("pose", t=500.0), 8)
+
+
 def test_checkpoint_round_trip_is_bit_exact(video_generator, tmp_path):
     path = video_generator.save(tmp_path / "g.safetensors", metadata={"note": "tiny"})
     loaded = stylevid.load(path)
