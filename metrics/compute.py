@@ -137,7 +137,10 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
 
             readout = FaceReadout(ctx.embedder())
         else:
-            readout = ProbeReadout()
+            from stylevid.metrics.probes import load_probes  # noqa: PLC0415
+
+            # On the command's device, as the generator is: frames stay there to be read.
+            readout = ProbeReadout(load_probes(device=ctx.device))
         result = leakage_matrix(
             ctx.generator, readout, seed=ctx.seed, batch=ctx.batch, progress=ctx.progress, **ctx.sizes()
         )

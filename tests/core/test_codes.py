@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from device_standin import OffHostMode
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from stylevid.codes import Codes, Trajectory, slerp
 from stylevid.config import FACTORS
@@ -107,3 +109,29 @@ def test_indexing_keeps_a_batch_and_matches_sampling(video_generator, codes):
 def test_mismatched_sizes_are_refused(codes):
     with pytest.raises(ValueError, match="same number of videos"):
         Codes(codes.identity[:2], codes.pose, codes.lighting, codes.background)
+
+
+def test_edits_of_cuda_codes_stay_on_cuda():
+    # Fake tensors carry a device but no values; OffHostMode refuses any op that mixes devices.
+    cuda = torch.device("cuda", 0)
+    with FakeTensorMode(allow_non_fake_inputs=True), OffHostMode():
+
+        def trajectory():
+            z, anchors = torch.empty(3, 8, device=cuda), torch.empty(3, 5, 4, device=cuda)
+            return Trajectory(z, anchors, 4.0, torch.ones(3, device=cuda), torch.empty(3, device=cuda))
+
+        a = Codes(torch.empty(3, 6, device=cuda), trajectory(), trajectory(), torch.empty(3, 6, device=cuda))
+        edits = [
+            a.swap("pose", 0, 2),
+            a.with_factor("background", a[1]),
+            a.freeze("lighting", 2.0),
+            Codes.interpolate(a, a.swap("identity", 0, 1), 0.3),
+            Codes.cat([a[0], a[1:]]),
+        ]
+        t = torch.empty(3, 7, device=cuda)
+        for codes in edits:
+            tensors = [codes.identity, codes.background]
+            for name in ("pose", "lighting"):
+                part = getattr(codes, name)
+                tensors += [part.z, part.anchors, part.psi, part.frozen_at, part.times(t)]
+            assert {x.device for x in tensors} == {cuda}

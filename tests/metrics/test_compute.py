@@ -6,9 +6,10 @@ import importlib.util
 import json
 
 import pytest
+import torch
 
 from stylevid.cli import main
-from stylevid.metrics import compute, weights
+from stylevid.metrics import compute, probes, weights
 from stylevid.metrics.probes import SHIPPED
 
 
@@ -84,6 +85,19 @@ def test_leakage_is_appended_beside_the_checkpoint_with_hashes_and_a_heatmap(net
     plot = network.with_name(f"{network.stem}-leakage.png")
     assert record["results"]["plot"] == str(plot) and plot.stat().st_size > 1000
     assert "leakage:" in capsys.readouterr().out
+
+
+def test_the_factor_probes_run_on_the_commands_device(video_generator, network, monkeypatch):
+    load, asked = probes.load_probes, []
+
+    def load_recording(path=None, device="cpu"):
+        asked.append(torch.device(device))
+        return load(path)  # on the CPU, which every machine has: where it was asked for is the test
+
+    monkeypatch.setattr(probes, "load_probes", load_recording)
+    ctx = compute.Context(video_generator, network, device=torch.device("cuda"), videos=2, progress=False)
+    compute.compute_metrics(ctx, ["leakage"])
+    assert asked == [torch.device("cuda")]
 
 
 def test_fvd_results_carry_the_i3d_hash(network, tmp_path, monkeypatch):
