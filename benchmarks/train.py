@@ -15,7 +15,9 @@ import time
 
 import torch
 
+from stylevid.networks import TemporalDiscriminator
 from stylevid.training.config import train_preset
+from stylevid.training.distributed import ProcessGroup
 from stylevid.training.trainer import Trainer
 
 
@@ -42,10 +44,9 @@ def sec_per_kimg(preset: str, steps: int, device: str) -> tuple[float, float]:
     """(seconds per thousand real clips, peak memory in MiB) over `steps` steps after two warm-up steps."""
     cfg = train_preset(preset)
     model = cfg.model
-    trainer = Trainer(
-        cfg, RandomClips(model.generator.resolution, model.discriminator.frames), "/tmp/stylevid-bench"
-    )
-    trainer.process = type(trainer.process)(0, 1, torch.device(device))
+    clips = RandomClips(model.generator.resolution, model.discriminator.frames)
+    # The process's device is given at construction: the Trainer puts its networks there.
+    trainer = Trainer(cfg, clips, "/tmp/stylevid-bench", process=ProcessGroup(device=torch.device(device)))
     for _ in range(2):
         trainer.step()
     _sync(trainer.process.device)
@@ -61,9 +62,8 @@ def sec_per_kimg(preset: str, steps: int, device: str) -> tuple[float, float]:
 def temporal_overhead(preset: str, repeats: int, device: str) -> tuple[float, float]:
     """(ms of the whole D, ms of its per-frame path), forward + backward on one batch of clips."""
     cfg = train_preset(preset)
-    trainer = Trainer(cfg, RandomClips(8, 3), "/tmp/stylevid-bench")
-    disc = trainer.D.to(device).requires_grad_(True)
     c = cfg.model.discriminator
+    disc = TemporalDiscriminator(c).to(device)
     frames = torch.randn(cfg.batch, c.frames, 3, c.resolution, c.resolution, device=device)
     times = torch.arange(c.frames, dtype=torch.float32, device=device).expand(cfg.batch, -1)
 

@@ -1,0 +1,225 @@
+"""Train ffs256-shaped networks at 64² for a few minutes: ADA and bfloat16 on, random clips in memory.
+
+    python benchmarks/gpu_train.py [--seconds 180] [--device cuda] [--batch N] [--json OUT]
+    python benchmarks/gpu_train.py --device cpu --seconds 20      # smoke test of this script, no GPU
+
+The networks are the ffs256 preset's at 64²: StyleGAN2's 256² widths (512 channels up to 32², 256
+at 64²), the 128² and 256² layers left out, and the clip's frames fused at 32² as at 256². The
+training settings are ffs256's (batch 64, lazy R1, EMA, the disentanglement losses), with the
+augmentation probability started at START_P so that ADA's transforms run from the first step
+(the controller moves it from there), and bfloat16 autocast, which the Trainer uses on CUDA only.
+
+Printed, and written to --json: sec/kimg of every tick (the first includes the warm-up), peak
+memory, every loss of the last tick and whether all are finite, and whether an op fell back to the
+PyTorch reference: the dispatcher's RuntimeWarning caught during the run, which implementation
+each op gives a tensor on the device, and `stylevid ops status`. The exit status is 1 when a
+loss is not finite, an op fell back on a GPU, or no tick was logged. The run folder (its
+stats.jsonl and the final snapshot, about 1.6 GB) is left in a new folder under $TMPDIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from train import RandomClips
+
+from stylevid.config import ModelConfig, preset
+from stylevid.custom_ops import dispatch
+from stylevid.training.config import TrainConfig, train_preset
+from stylevid.training.distributed import ProcessGroup
+from stylevid.training.trainer import STATS, NonFiniteLoss, Trainer
+
+RESOLUTION = 64
+START_P = 0.3
+TICK_KIMG = 1.0  # 16 steps of 64 clips: several ticks in three minutes on one H100
+CPU_BATCH = 4  # on the CPU one step of 64 clips of these widths takes minutes
+OPS = ("upfirdn2d", "bias_act")
+FALLBACK = "kernel is unavailable"  # in the dispatcher's warning when it uses the reference instead
+
+
+def ffs256_at_64(batch: int | None) -> TrainConfig:
+    """The ffs256 training settings with its networks at 64² (same widths), ADA on, ticks every TICK_KIMG."""
+    cfg = train_preset("ffs256")
+    model = ModelConfig(
+        dataclasses.replace(cfg.model.generator, resolution=RESOLUTION),
+        dataclasses.replace(cfg.model.discriminator, resolution=RESOLUTION),
+    )
+    if not (cfg.augment.enabled and cfg.mixed_precision):
+        raise ValueError("the ffs256 preset no longer enables ADA and mixed precision; update this benchmark")
+    # One snapshot, at the end: the run is timed, and a snapshot every few ticks would be timed too.
+    return dataclasses.replace(
+        cfg, model=model, batch=batch or cfg.batch, tick_kimg=TICK_KIMG, snapshot_ticks=10**9
+    )
+
+
+def widths(cfg: TrainConfig) -> dict[str, dict[int, int]]:
+    """Channels per resolution 4..64 of G and D, and of the 256 preset's layers at those resolutions."""
+    full = preset("256")
+    resolutions = [2**i for i in range(2, int(math.log2(RESOLUTION)) + 1)]
+    return {
+        "generator": {r: cfg.model.generator.channels(r) for r in resolutions},
+        "discriminator": {r: cfg.model.discriminator.channels(r) for r in resolutions},
+        "256 preset": {r: full.generator.channels(r) for r in resolutions},
+    }
+
+
+def ticks(run_dir: Path) -> list[dict]:
+    """The tick records the Trainer logged to stats.jsonl."""
+    path = run_dir / STATS
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if "stats" in r]
+
+
+def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path) -> dict:
+    """Train for `seconds` on random clips; the run's ticks, failure, caught warnings and timings."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    clips = RandomClips(RESOLUTION, cfg.model.discriminator.frames, count=cfg.batch)
+    failure = None
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = Trainer(cfg, clips, run_dir, process=ProcessGroup(device=device), workers=0)
+        trainer.ada.p = START_P
+        built = time.monotonic()
+        try:
+            trainer.train(progress=False, seconds=seconds)
+        except NonFiniteLoss as exc:
+            failure = str(exc)
+    finished = time.monotonic()
+    reserved = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None
+    messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    return {
+        "ticks": ticks(run_dir),
+        "steps": trainer.step_index,
+        "kimg": trainer.nimg / 1000,
+        "final_p": trainer.ada.p,
+        "failure": failure,
+        "warnings": messages,
+        "setup_s": round(built - started, 1),
+        "train_call_s": round(finished - built, 1),
+        "peak_reserved_mib": reserved,
+        "run_dir": str(run_dir),
+    }
+
+
+def ops_used(device: torch.device) -> dict[str, str]:
+    """Which implementation each op gives a tensor on `device` in this process, after the run."""
+    probe = torch.empty(1, device=device)
+    return {name: "reference" if dispatch.plugin(name, probe) is None else "CUDA kernel" for name in OPS}
+
+
+def report(cfg: TrainConfig, device: torch.device, seconds: float, run: dict) -> dict:
+    """The run's summary: what is printed and written to --json, with the verdict."""
+    last = run["ticks"][-1] if run["ticks"] else None
+    losses = last["stats"] if last else {}
+    used = ops_used(device)
+    fallbacks = [m for m in run["warnings"] if FALLBACK in m]
+    problems = []
+    if run["failure"]:
+        problems.append(run["failure"])
+    if last is None:
+        problems.append("no tick was logged")
+    elif not all(math.isfinite(v) for v in losses.values()):
+        problems.append(f"the last tick holds values that are not finite: {losses}")
+    if device.type == "cuda" and (fallbacks or "reference" in used.values()):
+        problems.append(f"ops fell back to the PyTorch reference: {used}; {fallbacks}")
+    return {
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "resolution": RESOLUTION,
+        "batch": cfg.batch,
+        "widths": widths(cfg),
+        "bf16_autocast": cfg.mixed_precision and device.type == "cuda",
+        "ada_start_p": START_P,
+        "ada_final_p": run["final_p"],
+        "seconds": seconds,
+        "steps": run["steps"],
+        "kimg": run["kimg"],
+        "sec_per_kimg": [round(t["sec_per_kimg"], 2) for t in run["ticks"]],
+        "peak_memory_mib": last["memory_mib"] if last else None,
+        "peak_reserved_mib": run["peak_reserved_mib"],
+        "last_tick": losses,
+        "finite": bool(last) and all(math.isfinite(v) for v in losses.values()),
+        "ops_used": used,
+        "fallback_warnings": fallbacks,
+        "other_warnings": [m for m in run["warnings"] if FALLBACK not in m],
+        "ops_status": dispatch.status(),
+        "setup_s": run["setup_s"],
+        "train_call_s": run["train_call_s"],
+        "run_dir": run["run_dir"],
+        "problems": problems,
+    }
+
+
+def show(summary: dict) -> None:
+    s = summary
+    print(f"torch {s['torch']}, {s['device']} {s['gpu'] or ''}, batch {s['batch']} at {s['resolution']}²")
+    for part, channels in s["widths"].items():
+        print(f"  channels {part:<13} " + " ".join(f"{r}²:{c}" for r, c in channels.items()))
+    autocast = "on" if s["bf16_autocast"] else "off"
+    print(
+        f"bf16 autocast: {autocast}; ADA p {s['ada_start_p']} at the start, {s['ada_final_p']:.4f} at the end"
+    )
+    print(
+        f"{s['steps']} steps, {s['kimg']:.3f} kimg in {s['seconds']:g} s (setup {s['setup_s']} s, train()"
+        f" {s['train_call_s']} s with the last tick and snapshot)"
+    )
+    print(f"sec/kimg per tick (the first includes the warm-up): {s['sec_per_kimg']}")
+    reserved = f", {s['peak_reserved_mib']:.0f} MiB reserved" if s["peak_reserved_mib"] is not None else ""
+    memory = "GPU allocated" if s["device"].startswith("cuda") else "RSS"
+    print(f"peak memory: {s['peak_memory_mib']:.0f} MiB {memory}{reserved}")
+    print(f"last tick ({'all finite' if s['finite'] else 'NOT all finite'}):")
+    for name, value in s["last_tick"].items():
+        print(f"  {name:<22} {value:.5g}")
+    print(f"ops used on {s['device']}: {s['ops_used']}")
+    for line in s["fallback_warnings"] + s["other_warnings"]:
+        print(f"warning: {line}")
+    print("stylevid ops status:")
+    for line in s["ops_status"]:
+        print(f"  {line}")
+    print(f"run folder (stats.jsonl, the final snapshot): {s['run_dir']}")
+    print("verdict: " + ("ok" if not s["problems"] else "FAILED\n  - " + "\n  - ".join(s["problems"])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0, help="training time (default 180)")
+    parser.add_argument("--device", default="cuda", help="cuda (or cuda:N), or cpu for a smoke test")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help=f"clips per step (default: ffs256's 64; {CPU_BATCH} on the CPU)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(
+            f"--device {args.device}: no CUDA GPU is visible here; use --device cpu for a smoke test"
+        )
+    cfg = ffs256_at_64(args.batch or (CPU_BATCH if device.type == "cpu" else None))
+    # Kept, not deleted: the Trainer's TensorBoard writer may still be writing into it at exit.
+    run_dir = Path(tempfile.mkdtemp(prefix="stylevid-gpu-train-"))
+    summary = report(cfg, device, args.seconds, train(cfg, device, args.seconds, run_dir))
+    show(summary)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 1 if summary["problems"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
