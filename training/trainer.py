@@ -29,6 +29,7 @@ from stylevid.training.config import TrainConfig
 from stylevid.training.distributed import ProcessGroup
 from stylevid.training.heads import FactorHead
 from stylevid.training.loader import EpochItems, StepBatches
+from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_tensors
 
 LATEST = "latest.json"
 STATS = "stats.jsonl"
@@ -412,7 +413,7 @@ class Trainer:
         optimizers = {"opt_G": self.opt_G, "opt_D": self.opt_D}
         tensors, meta = {}, {}
         for key, opt in optimizers.items():
-            tensors[key], meta[key] = _optimizer_to_tensors(opt)
+            tensors[key], meta[key] = optimizer_to_tensors(opt)
         state = {**info, "ada": None if self.ada is None else self.ada.state()}
         checkpoint.save_checkpoint(
             self.run_dir / f"{name}-state.safetensors", tensors, {"optimizers": meta}, state
@@ -475,7 +476,7 @@ class Trainer:
             checkpoint.load_module_state(getattr(trainer, name), weights.tensors[name], name)
             getattr(trainer, name).to(device)
         for key, opt in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
-            _optimizer_from_tensors(opt, state.tensors.get(key, {}), state.config["optimizers"][key])
+            optimizer_from_tensors(opt, state.tensors.get(key, {}), state.config["optimizers"][key])
         trainer._set_hyperparameters()  # the loaded state carries the old learning rates
         info = state.metadata
         trainer.step_index, trainer.tick_index = info["step"], info["tick"]
@@ -541,22 +542,3 @@ def _peak_memory_mib(device: torch.device) -> float:
     import resource  # noqa: PLC0415
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Adam's state as flat tensors plus JSON: safetensors holds tensors only, and no pickle is used."""
-    sd = opt.state_dict()
-    tensors = {f"{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
-    scalars = {
-        f"{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items() if not torch.is_tensor(v)
-    }
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict] = defaultdict(dict)
-    for key, value in [*tensors.items(), *meta["scalars"].items()]:
-        index, name = key.split(".", 1)
-        state[int(index)][name] = value
-    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
-    opt.load_state_dict({"state": dict(state), "param_groups": groups})
