@@ -36,7 +36,7 @@ demo: $(VENV)/.installed
 
 # Retrain the factor probes the package ships (metrics/probes/synthetic64.safetensors, ~20 min on 2 cores).
 probes: $(VENV)/.installed
-	OMP_NUM_THREADS=1 $(PY) -m stylevid train-probes
+	OMP_NUM_THREADS=1 $(PY) -m stylevid train-probes --into-package
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

@@ -20,8 +20,9 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from stylevid.data.dataset import VideoClipDataset
-from stylevid.data.format import DatasetWriter, read_index
+from stylevid.data.index import read_index
 from stylevid.data.synthetic import render_speed
+from stylevid.data.writer import DatasetWriter
 from stylevid.video import save_video
 
 

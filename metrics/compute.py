@@ -226,7 +226,8 @@ def check(ctx: Context, names: list[str]) -> None:
 
         if not SHIPPED.is_file():
             problems.append(
-                f"the factor probes {SHIPPED} are missing: reinstall stylevid, or `stylevid train-probes`"
+                f"the factor probes {SHIPPED} are missing: reinstall stylevid, or make them with"
+                " `stylevid train-probes --into-package`"
             )
     if problems:
         raise MetricsSetupError("cannot compute the metrics:\n\n" + "\n\n".join(problems))

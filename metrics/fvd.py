@@ -33,7 +33,9 @@ from tqdm import tqdm
 
 from stylevid.api import VideoGenerator
 from stylevid.atomic import write_atomically
-from stylevid.data.format import INDEX_FILE, DatasetFiles, DatasetIndex, VideoEntry, read_frames, read_index
+from stylevid.data.files import DatasetFiles
+from stylevid.data.index import INDEX_FILE, DatasetIndex, VideoEntry, read_index
+from stylevid.data.reader import read_frames
 from stylevid.metrics.frechet import FeatureStats, frechet_distance
 from stylevid.metrics.i3d import load_i3d
 from stylevid.metrics.weights import cache_root

@@ -8,7 +8,8 @@ the frames the probe was trained on. It is the measuring instrument of the leaka
 `train_probes` renders independent random frames (factors from sample_factors, video i of the set
 depending only on (seed, i)), trains the network and writes it with its validation scores to one
 .safetensors file. The file the package ships, ``probes/synthetic64.safetensors``, is made by
-``stylevid train-probes`` with its default settings (`make probes`); loading it checks its SHA-256.
+``stylevid train-probes --into-package`` with its default settings (`make probes`); loading it checks
+its SHA-256. Without --into-package the command writes to the working folder (DEFAULT_OUT).
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from stylevid import checkpoint
+from stylevid.config import FACTORS
 from stylevid.data import synthetic
-from stylevid.data.format import mirror_coefficients
+from stylevid.data.index import mirror_coefficients
 from stylevid.metrics.weights import file_sha256
 
 PROBE_RESOLUTION = 64
 SHIPPED = Path(__file__).parent / "probes" / "synthetic64.safetensors"
+# Where `stylevid train-probes` writes by default: the working folder, so the shipped file is replaced
+# only when asked (--into-package).
+DEFAULT_OUT = Path("synthetic64-probes.safetensors")
 # The shipped file's hash: a stale or damaged copy fails loudly instead of measuring with other probes.
 SHIPPED_SHA256 = None
-FACTORS = tuple(synthetic.FACTOR_NAMES)
-SIZES = {factor: len(names) for factor, names in synthetic.FACTOR_NAMES.items()}
+SIZES = {factor: len(synthetic.FACTOR_NAMES[factor]) for factor in FACTORS}
 OUTPUTS = sum(SIZES.values())
 WIDTHS = (24, 48, 96, 160)  # channels at 32², 16², 8², 4²
 
@@ -235,7 +239,7 @@ def load_probes(path: str | Path | None = None, device: str | torch.device = "cp
     path = Path(path) if path is not None else SHIPPED
     if not path.is_file():
         raise FileNotFoundError(
-            f"no factor-probe file at {path}: make one with `stylevid train-probes --out {path}`"
+            f"no factor-probe file at {path}: make one with `{_train_command(path)}`"
             + (" (the package should ship it: reinstall stylevid)" if path == SHIPPED else "")
         )
     if path == SHIPPED and SHIPPED_SHA256 is not None and file_sha256(path) != SHIPPED_SHA256:
@@ -248,7 +252,7 @@ def load_probes(path: str | Path | None = None, device: str | torch.device = "cp
     if names != synthetic.FACTOR_NAMES:
         raise checkpoint.CheckpointError(
             f"{path} holds probes for factors {names}, but this stylevid's synthetic dataset has"
-            f" {synthetic.FACTOR_NAMES}: retrain them with `stylevid train-probes --out {path}`"
+            f" {synthetic.FACTOR_NAMES}: retrain them with `{_train_command(path)}`"
         )
     probe = FactorProbe().to(device)
     checkpoint.load_module_state(probe, ckpt.tensors["probe"], "probe")
@@ -302,6 +306,11 @@ class GroundTruthGenerator:
         return torch.from_numpy(np.stack(videos)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
 
 
+def _train_command(path: Path) -> str:
+    """The `stylevid train-probes` command line that writes the probes to `path`."""
+    return f"stylevid train-probes {'--into-package' if path == SHIPPED else f'--out {path}'}"
+
+
 def _train_probes(args: argparse.Namespace) -> int:
     scores = train_probes(
         args.out, args.frames, args.validation, args.epochs, args.batch, args.seed, args.workers
@@ -320,14 +329,26 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "train-probes",
         help="train the factor probes of the leakage metric on rendered synthetic frames",
         description="Render random synthetic frames and train the probe network that reads their factors"
-        " back; the package ships the result of the defaults (make probes).",
+        " back; the package ships the result of the defaults, written with --into-package (make probes).",
     )
-    parser.add_argument("--out", type=Path, default=SHIPPED, help="where to write the .safetensors file")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        type=Path,
+        help=f"the .safetensors file to write (default: {DEFAULT_OUT}, in the working folder)",
+    )
+    where.add_argument(
+        "--into-package",
+        dest="out",
+        action="store_const",
+        const=SHIPPED,
+        help=f"replace the probes the installed package ships and the leakage metric loads ({SHIPPED})",
+    )
     parser.add_argument("--frames", type=int, default=20000, help="training frames to render")
     parser.add_argument("--validation", type=int, default=1000, help="validation frames (another seed)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
-    parser.set_defaults(run=_train_probes)
+    parser.set_defaults(out=DEFAULT_OUT, run=_train_probes)
     return parser

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 from stylevid import checkpoint
-from stylevid.codes import TRAJECTORY_FACTORS, Codes
-from stylevid.config import ModelConfig
+from stylevid.codes import Codes
+from stylevid.config import TRAJECTORY_FACTORS, ModelConfig
 from stylevid.networks import Generator
-from stylevid.networks.generator import _times
+from stylevid.networks.generator import batch_times
 
 GENERATOR_KEYS = ("G_ema", "G")  # the EMA weights are the ones to render with
 DEFAULT_CHUNK = 16
@@ -64,7 +64,7 @@ class VideoGenerator:
         if chunk < 1:
             raise ValueError(f"chunk={chunk} must be at least 1 frame")
         codes = codes.to(self.device)
-        t = _times(t, len(codes), self.device)
+        t = batch_times(t, len(codes), self.device)
         _check_coverage(codes, t)
         return self._chunks(codes, t, chunk)
 
@@ -84,7 +84,7 @@ class VideoGenerator:
         Also the styles the frames were made with: pose and lighting [N, T, w_dim].
         """
         codes = codes.to(self.device)
-        t = _times(t, len(codes), self.device)
+        t = batch_times(t, len(codes), self.device)
         _check_coverage(codes, t)
         frames, parts = self.generator(codes, t, layers=True)
         return {"frames": frames, **parts}

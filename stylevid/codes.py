@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stylevid.config import FACTORS
-
-TRAJECTORY_FACTORS = ("pose", "lighting")
-VECTOR_FACTORS = ("identity", "background")
+from stylevid.config import FACTORS, TRAJECTORY_FACTORS, VECTOR_FACTORS
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Typed model configuration with presets (64², 128², 256²), checked on creation, stored as JSON."""
+"""The four factors, and the typed model configuration with presets (64², 128², 256²), stored as JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 FACTORS = ("identity", "pose", "lighting", "background")
+# Pose and lighting change over time (a trajectory in the model, a value per frame in a dataset);
+# identity and background are one vector per video.
+TRAJECTORY_FACTORS = ("pose", "lighting")
+VECTOR_FACTORS = tuple(f for f in FACTORS if f not in TRAJECTORY_FACTORS)
 
 
 def _power_of_two(name: str, value: int, low: int, high: int) -> None:

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 import av
 import numpy as np
@@ -201,7 +202,7 @@ def save_video(
 
 
 @contextlib.contextmanager
-def _decoding(path: Path) -> Iterator[None]:
+def _decoding(path: str | os.PathLike) -> Iterator[None]:
     """Re-raise a decoder's failure as a ValueError that names the file."""
     try:
         yield
@@ -212,17 +213,21 @@ def _decoding(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _video_stream(path: Path) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
-    """The PyAV container of a video file and its first video stream."""
-    with _decoding(path), av.open(str(path)) as container:
+def open_video_stream(
+    source: str | os.PathLike | IO[bytes],
+) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """PyAV container and first video stream of a path or seekable binary file; ValueError if undecodable."""
+    is_path = isinstance(source, str | os.PathLike)
+    where = os.fspath(source) if is_path else getattr(source, "name", "the video file")
+    with _decoding(where), av.open(where if is_path else source) as container:
         if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
+            raise ValueError(f"{where} has no video stream")
         yield container, container.streams.video[0]
 
 
 def _read_av(path: Path) -> list[np.ndarray]:
     """uint8 [H, W, 3] frames of an mp4/avi/mov file."""
-    with _video_stream(path) as (container, stream):
+    with open_video_stream(path) as (container, stream):
         stream.thread_type = "AUTO"
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
 
@@ -306,7 +311,7 @@ def video_fps(path: str | os.PathLike) -> float:
         )
     if path.suffix.lower() == ".gif":
         return 1000 / _read_gif(path)[1]
-    with _video_stream(path) as (_, stream):
+    with open_video_stream(path) as (_, stream):
         rate = stream.average_rate or stream.guessed_rate
     if not rate:
         raise ValueError(f"{path} does not state its frame rate")

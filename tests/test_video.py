@@ -8,7 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from stylevid.video import GRID_GAP, make_grid, read_video, save_video, to_uint8, video_fps
+from stylevid.video import (
+    GRID_GAP,
+    make_grid,
+    open_video_stream,
+    read_video,
+    save_video,
+    to_uint8,
+    video_fps,
+)
 
 
 def smooth_video(frames: int = 16, height: int = 48, width: int = 64) -> torch.Tensor:
@@ -269,3 +277,22 @@ def test_read_errors_name_the_file(tmp_path):
     Image.new("RGB", (4, 6)).save(tmp_path / "frames" / "1.png")
     with pytest.raises(ValueError, match=r"1.png is 4x6 but 0.png is 4x4"):
         read_video(tmp_path / "frames")
+
+
+def test_a_video_stream_opens_from_a_path_or_a_file_object(tmp_path):
+    path = save_video(smooth_video(frames=5), tmp_path / "clip.mp4", fps=25)
+    with open(path, "rb") as file, open_video_stream(file) as (container, stream):
+        from_file = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    with open_video_stream(path) as (container, stream):
+        assert (stream.width, stream.height, float(stream.average_rate)) == (64, 48, 25.0)
+        from_path = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    assert len(from_file) == 5
+    np.testing.assert_array_equal(np.stack(from_file), np.stack(from_path))
+    # A file object is named by its `name` in errors, as a path is.
+    (tmp_path / "noise.mp4").write_bytes(bytes(range(256)) * 16)
+    with (
+        open(tmp_path / "noise.mp4", "rb") as file,
+        pytest.raises(ValueError, match="cannot decode .*noise.mp4"),
+    ):
+        with open_video_stream(file):
+            pass

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from stylevid.config import FACTORS
 from stylevid.networks.discriminator import DiscriminatorBlock
 from stylevid.networks.layers import Conv2dLayer, FullyConnected
 from stylevid.shapes import assert_shape
@@ -30,9 +31,7 @@ class FactorHead(nn.Module):
         sizes = [2**i for i in range(int(math.log2(resolution)), 2, -1)]
         self.blocks = nn.Sequential(*[DiscriminatorBlock(channels(r), channels(r // 2)) for r in sizes])
         self.features = FullyConnected(channels(4) * 16, 4 * w_dim, activation="lrelu")
-        self.heads = nn.ModuleDict(
-            {f: FullyConnected(4 * w_dim, w_dim) for f in ("identity", "pose", "lighting", "background")}
-        )
+        self.heads = nn.ModuleDict({f: FullyConnected(4 * w_dim, w_dim) for f in FACTORS})
         self.embed = FullyConnected(4 * w_dim, embed_dim)
 
     def forward(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:

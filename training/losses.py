@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-FACTORS = ("identity", "pose", "lighting", "background")
+from stylevid.config import FACTORS
 
 
 def gan_generator(scores: dict[str, torch.Tensor | None]) -> torch.Tensor:

@@ -1,1 +1,1 @@
-"""Video data: synthetic face videos, the dataset format, the clip loader, real-video preparation."""
+"""Video data: synthetic faces, a dataset's index, files, reader and writer, the clip loader, preparation."""

@@ -28,16 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylevid.config import FACTORS, TRAJECTORY_FACTORS
 from stylevid.data.clip_times import SAMPLINGS, sample_times
-from stylevid.data.format import (
-    FACTORS,
-    PER_FRAME_FACTORS,
-    DatasetFiles,
-    VideoEntry,
-    mirror_coefficients,
-    read_frames,
-    read_index,
-)
+from stylevid.data.files import DatasetFiles
+from stylevid.data.index import VideoEntry, mirror_coefficients, read_index
+from stylevid.data.reader import read_frames
 
 
 class VideoClipDataset(torch.utils.data.Dataset):
@@ -179,7 +174,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
             factors = {}
             for factor in FACTORS:
                 value = torch.from_numpy(entry.factors[factor]).float()
-                if factor in PER_FRAME_FACTORS:
+                if factor in TRAJECTORY_FACTORS:
                     value = value[times]
                 if flip:
                     scale, offset = self._mirror[factor]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stylevid.codes import Codes, Trajectory
-from stylevid.config import FACTORS, GeneratorConfig
+from stylevid.config import FACTORS, TRAJECTORY_FACTORS, GeneratorConfig
 from stylevid.networks.layers import SynthesisNetwork
 from stylevid.networks.mapping import Mapping, MotionMapping
 from stylevid.shapes import assert_shape
@@ -66,7 +66,7 @@ class Generator(nn.Module):
         identity = self.identity.truncate(self.identity(z["identity"]), psi["identity"])
         background = self.background.truncate(self.background(z["background"]), psi["background"])
         trajectories = {}
-        for factor in ("pose", "lighting"):
+        for factor in TRAJECTORY_FACTORS:
             # One anchor after another from the stream: a longer video extends, not reshuffles.
             anchors = torch.stack(
                 [
@@ -93,7 +93,7 @@ class Generator(nn.Module):
     def forward(self, codes: Codes, t: torch.Tensor, layers: bool = False):
         """Frames [N, T, 3, R, R] at times t ([T] or [N, T], in frames); with layers, also the parts."""
         n, c = len(codes), self.config
-        t = _times(t, n, codes.identity.device)
+        t = batch_times(t, n, codes.identity.device)
         assert_shape(codes.identity, [n, c.w_dim], "identity code")
         assert_shape(codes.background, [n, c.w_dim], "background code")
         steps = t.shape[1]
@@ -121,7 +121,7 @@ def _per_factor_psi(psi) -> dict[str, float]:
     return dict.fromkeys(FACTORS, float(psi))
 
 
-def _times(t, n: int, device) -> torch.Tensor:
+def batch_times(t, n: int, device) -> torch.Tensor:
     """Times as float [N, T]: an int T means frames 0..T-1; a [T] tensor is shared by all videos."""
     if isinstance(t, int):
         t = torch.arange(t, dtype=torch.float32)

@@ -6,7 +6,7 @@ from device_standin import OffHostMode
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from stylevid.codes import Codes, Trajectory, slerp
-from stylevid.config import FACTORS
+from stylevid.config import FACTORS, TRAJECTORY_FACTORS
 
 
 def _same(a: Codes, b: Codes) -> bool:
@@ -131,7 +131,7 @@ def test_edits_of_cuda_codes_stay_on_cuda():
         t = torch.empty(3, 7, device=cuda)
         for codes in edits:
             tensors = [codes.identity, codes.background]
-            for name in ("pose", "lighting"):
+            for name in TRAJECTORY_FACTORS:
                 part = getattr(codes, name)
                 tensors += [part.z, part.anchors, part.psi, part.frozen_at, part.times(t)]
             assert {x.device for x in tensors} == {cuda}

@@ -9,9 +9,10 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from stylevid.config import TRAJECTORY_FACTORS
 from stylevid.data.clip_times import sample_times
 from stylevid.data.dataset import VideoClipDataset
-from stylevid.data.format import DatasetWriter
+from stylevid.data.writer import DatasetWriter
 from stylevid.video import save_video
 
 NAMES = {
@@ -35,7 +36,7 @@ def smooth_clip(seed: int, frames: int) -> np.ndarray:
 def factors(seed: int, frames: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        key: rng.standard_normal((frames, len(n)) if key in ("pose", "lighting") else len(n))
+        key: rng.standard_normal((frames, len(n)) if key in TRAJECTORY_FACTORS else len(n))
         for key, n in NAMES.items()
     }
 

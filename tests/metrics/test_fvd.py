@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from stylevid.data.format import DatasetWriter, read_index
+from stylevid.data.index import read_index
+from stylevid.data.writer import DatasetWriter
 from stylevid.metrics import fvd
 from stylevid.metrics.fvd import Protocol
 

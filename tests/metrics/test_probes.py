@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from stylevid import checkpoint
+from stylevid import checkpoint, cli
+from stylevid.config import FACTORS
 from stylevid.data import synthetic
 from stylevid.metrics import probes
 from stylevid.metrics.leakage import ProbeReadout, leakage_matrix
@@ -41,7 +42,7 @@ def test_mirror_map_matches_the_renderer():
     target = torch.from_numpy(probes.targets(factors))
     mirrored = (scale * target + offset).numpy()
     split = np.split(mirrored, np.cumsum(list(probes.SIZES.values()))[:-1])
-    parts = dict(zip(probes.FACTORS, split, strict=True))
+    parts = dict(zip(FACTORS, split, strict=True))
     frame = synthetic.render_frame(
         parts["identity"], parts["pose"], parts["lighting"], parts["background"], 32
     )
@@ -80,6 +81,28 @@ def test_missing_or_foreign_probe_files_are_refused(tmp_path):
         probes.load_probes(other)
 
 
+def test_train_probes_writes_to_the_working_folder_unless_asked_to_replace_the_shipped_file(
+    tmp_path, monkeypatch
+):
+    written = []
+
+    def train(out, *settings):
+        assert out != probes.SHIPPED, "the default replaces the shipped probes"
+        out.write_bytes(b"probes")
+        written.append(out)
+        return {"factors": {}, "floor": None}
+
+    monkeypatch.setattr(probes, "train_probes", train)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train-probes"]) == 0
+    assert written == [probes.DEFAULT_OUT] and not probes.DEFAULT_OUT.is_absolute()
+    assert (tmp_path / probes.DEFAULT_OUT).read_bytes() == b"probes"
+    assert cli.parser().parse_args(["train-probes", "--into-package"]).out == probes.SHIPPED
+    assert cli.parser().parse_args(["train-probes", "--out", "p.safetensors"]).out.name == "p.safetensors"
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["train-probes", "--out", "p.safetensors", "--into-package"])
+
+
 def test_shipped_probes_read_fresh_frames():
     """R² on frames from a seed neither training nor validation used: an independent check of the file."""
     probe = probes.load_probes()
@@ -88,7 +111,7 @@ def test_shipped_probes_read_fresh_frames():
         predicted = torch.cat(list(probe.values(probes._as_input(frames)).values()), 1).numpy()
     r2 = probes.r_squared(predicted, values)
     offsets = np.cumsum([0, *probes.SIZES.values()])
-    per_factor = {f: r2[offsets[i] : offsets[i + 1]].mean() for i, f in enumerate(probes.FACTORS)}
+    per_factor = {f: r2[offsets[i] : offsets[i + 1]].mean() for i, f in enumerate(FACTORS)}
     assert per_factor["pose"] > 0.85 and per_factor["lighting"] > 0.8, per_factor
     assert per_factor["background"] > 0.5 and per_factor["identity"] > 0.35, per_factor
 

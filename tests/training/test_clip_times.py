@@ -8,7 +8,7 @@ from scipy import stats
 from tiny import tiny_config, tiny_training
 
 from stylevid.data.dataset import VideoClipDataset
-from stylevid.data.format import DatasetWriter
+from stylevid.data.writer import DatasetWriter
 from stylevid.metrics.fvd import PROTOCOLS
 from stylevid.training.config import train_preset
 from stylevid.training.trainer import Trainer

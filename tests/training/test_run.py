@@ -7,7 +7,7 @@ from tiny import tiny_training
 
 from stylevid.checkpoint import load_checkpoint
 from stylevid.cli import console
-from stylevid.data.format import DatasetWriter
+from stylevid.data.writer import DatasetWriter
 from stylevid.training import losses
 from stylevid.training.run import open_dataset
 from stylevid.training.trainer import Trainer
