@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stylevid.data.prepare import MIN_PROB, _detector, _one_thread
+from stylevid.data.faces import largest_faces
 from stylevid.metrics.identity import FACE_SIZE, FaceEmbedder, face_crop, mtcnn_sha256
 from stylevid.metrics.leakage import rms_distance
 from stylevid.video import to_uint8
@@ -34,29 +34,6 @@ BACKGROUND_GRID = 16
 BACKGROUND_MARGIN = 1.6
 # ITU-R BT.709 luma weights, applied to the sRGB values: a relative brightness, good for a gradient.
 LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
-
-
-def detect(frames: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray] | None]:
-    """Frames [M, 3, H, W] in [-1, 1] -> per frame, its largest face: (box [4], landmarks [5, 2]) or None."""
-    detector = _detector()
-    images = to_uint8(frames.detach().cpu())
-    if min(images.shape[1:3]) < detector.min_face_size:
-        return [None] * len(images)
-    found = []
-    with _one_thread():
-        for image in images:
-            boxes, probs, points = detector.detect(image, landmarks=True)
-            if boxes is None:
-                found.append(None)
-                continue
-            keep = np.asarray(probs, dtype=np.float64) >= MIN_PROB
-            if not keep.any():
-                found.append(None)
-                continue
-            boxes, points = np.asarray(boxes)[keep], np.asarray(points)[keep]
-            largest = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-            found.append((boxes[largest].astype(np.float64), points[largest].astype(np.float64)))
-    return found
 
 
 def pose_features(points: np.ndarray) -> np.ndarray:
@@ -120,7 +97,7 @@ class FaceReadout:
         }
         images = to_uint8(frames.detach().cpu())
         faces, with_face = [], []
-        for i, found in enumerate(detect(frames)):
+        for i, found in enumerate(largest_faces(images)):
             if found is None:
                 continue
             box, points = found

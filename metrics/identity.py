@@ -61,7 +61,7 @@ from tqdm import tqdm
 
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
-from stylevid.data.prepare import _detect, _detector, _one_thread, crop_face
+from stylevid.data.faces import crop_face, face_square, largest_faces
 from stylevid.metrics import graphdef
 from stylevid.metrics.weights import WeightsNotFoundError, file_sha256, resolve
 from stylevid.video import to_uint8
@@ -265,27 +265,19 @@ def mtcnn_sha256() -> dict[str, str]:
 
 def face_crop(image: np.ndarray, box) -> np.ndarray:
     """uint8 [160, 160, 3]: the square of (1 + MARGIN) x the box's longer side about its centre."""
-    x0, y0, x1, y1 = box
-    side = (1 + MARGIN) * max(x1 - x0, y1 - y0)
-    return crop_face(image, (x0 + x1) / 2, (y0 + y1) / 2, side, FACE_SIZE)
+    return crop_face(image, *face_square(box, 1 + MARGIN, lift=0.0), FACE_SIZE)
 
 
 def align_faces(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Faces [K, 3, 160, 160] in [-1, 1] that MTCNN finds in frames [M, 3, H, W] in [-1, 1], and found [M]."""
     images = to_uint8(frames.detach().cpu())
-    detector = _detector()
-    if min(images.shape[1:3]) < detector.min_face_size:
-        # MTCNN fails on frames smaller than its smallest face; they cannot hold a face it would find.
-        return torch.zeros(0, 3, FACE_SIZE, FACE_SIZE), torch.zeros(len(images), dtype=torch.bool)
-    faces, found = [], []
-    with _one_thread():
-        for image in images:
-            box = _detect(detector, image, None)
-            found.append(box is not None)
-            if box is not None:
-                faces.append(face_crop(image, box))
+    detected = largest_faces(images)
+    faces = [
+        face_crop(image, face[0]) for image, face in zip(images, detected, strict=True) if face is not None
+    ]
     stacked = np.stack(faces) if faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 127.5 - 1, torch.tensor(found)
+    found = torch.tensor([face is not None for face in detected], dtype=torch.bool)
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 127.5 - 1, found
 
 
 def _times(frames: int, step: int) -> torch.Tensor:

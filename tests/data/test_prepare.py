@@ -10,21 +10,23 @@ import torch
 from PIL import Image
 from skimage import data
 
-from stylevid.data import prepare as prepare_module
-from stylevid.data.format import DatasetFiles, read_frames, read_index
+from stylevid.data.faces import DEFAULT_MARGIN, LIFT, face_detector
+from stylevid.data.files import DatasetFiles
+from stylevid.data.index import read_index
 from stylevid.data.prepare import (
     CORRUPT,
-    DEFAULT_MARGIN,
-    LIFT,
     NO_FACE,
     TOO_SHORT,
     clip_names,
-    crop_face,
     prepare,
     register_cli,
     track_faces,
     video_names,
 )
+from stylevid.data.prepare import jobs as jobs_module
+from stylevid.data.prepare.decode import decode_frames
+from stylevid.data.prepare.track import face_clips
+from stylevid.data.reader import read_frames
 from stylevid.video import save_video
 
 FRAMES, WIDTH, HEIGHT, FPS = 24, 256, 192, 25
@@ -73,7 +75,7 @@ def _crops_of(boxes: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def detector():
-    return prepare_module._detector()
+    return face_detector()
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +179,8 @@ def test_rerun_resumes_without_redoing_finished_videos(prepared, sources, tmp_pa
     frame = copy / "people__astronaut_take_1" / "000000.png"
     written = frame.stat().st_mtime_ns
     ran = []
-    run_job = prepare_module._run_job
-    monkeypatch.setattr(prepare_module, "_run_job", lambda job: ran.append(job.source) or run_job(job))
+    run_job = jobs_module.run_job
+    monkeypatch.setattr(jobs_module, "run_job", lambda job: ran.append(job.source) or run_job(job))
     again = prepare(root, copy, resolution=RESOLUTION, workers=1, progress=False)
     assert sorted(ran) == ["broken.mp4", "empty/gradient.mp4", "short.mp4"]
     assert again.prepared == []
@@ -209,7 +211,7 @@ def test_frame_rate_is_changed_by_repeating_or_dropping_frames(tmp_path, fps, sh
     video = _gradient(24)
     video[:, :8, :8] = np.arange(24)[:, None, None, None] * 10  # the frame's index, readable after x264
     _save(video, tmp_path / "count.mp4")
-    frames = list(prepare_module._decode(tmp_path / "count.mp4", fps))
+    frames = list(decode_frames(tmp_path / "count.mp4", fps))
     assert [round(frame[:8, :8].mean() / 10) for frame in frames] == list(shown)
 
 
@@ -228,16 +230,8 @@ def test_gaps_are_bridged_and_long_ones_split_clips():
     found[[0, 10, 11]] = False  # a 2-frame gap: bridged
     found[30:45] = False  # a 15-frame gap: ends the clip
     found[55:] = False
-    assert prepare_module._clips(found, max_gap=5, min_frames=8) == [(1, 30), (45, 55)]
-    assert prepare_module._clips(found, max_gap=5, min_frames=12) == [(1, 30)]
-
-
-def test_crop_outside_the_frame_is_filled_by_reflection():
-    frame = np.zeros((40, 40, 3), np.uint8)
-    frame[:, :10] = 200  # a bright band along the left edge
-    crop = crop_face(frame, cx=0, cy=20, side=40, resolution=40)
-    # Left of the edge the band is mirrored: bright on both sides of the centre column.
-    assert crop[:, 12:28].mean() > 190 and crop[:, :8].mean() < 10 and crop[:, 32:].mean() < 10
+    assert face_clips(found, max_gap=5, min_frames=8) == [(1, 30), (45, 55)]
+    assert face_clips(found, max_gap=5, min_frames=12) == [(1, 30)]
 
 
 def test_cli_parses_and_reports(sources, tmp_path, capsys):

@@ -7,16 +7,20 @@ import numpy as np
 import pytest
 
 from stylevid.data import synthetic
-from stylevid.data.format import MIRRORED_FACTORS, DatasetFiles, read_frames, read_index
+from stylevid.data.files import DatasetFiles
+from stylevid.data.index import MIRRORED_FACTORS, read_index
+from stylevid.data.reader import read_frames
 from stylevid.data.synthetic import (
     FACTOR_NAMES,
     LANDMARK_NAMES,
+    VideoFactors,
     landmarks,
     render_frame,
     render_video,
     sample_factors,
     synthesize,
 )
+from stylevid.data.synthetic.factors import MOTION
 
 SIZE = 48
 FRONT_LIGHT = [0.0, 0.3, 1.0, 0.3, 0.0]  # azimuth, elevation, intensity, ambient, warmth
@@ -150,7 +154,7 @@ def test_pose_and_lighting_move_smoothly_identity_and_background_stay():
         factors = sample_factors(seed, frames=64, fps=25)
         for name, series in (("pose", factors.pose), ("lighting", factors.lighting)):
             for i, value in enumerate(FACTOR_NAMES[name]):
-                low, high, _ = synthetic._MOTION[value]
+                low, high, _ = MOTION[value]
                 path = series[:, i]
                 assert low - 1e-6 <= path.min() and path.max() <= high + 1e-6, (seed, value)
                 # At 25 fps no step is more than 5% of the range: no jumps between frames.
@@ -175,7 +179,7 @@ def test_a_mirrored_frame_is_the_frame_of_the_mirrored_factors():
             i = FACTOR_NAMES[name].index(field)
             value[..., i] = scale * value[..., i] + offset
         mirrored[name] = value
-    flipped = synthetic._render(**mirrored, resolution=32)[0]
+    flipped = render_video(VideoFactors(**mirrored, fps=factors.fps), 32)
     diff = np.abs(render_video(factors, 32)[:, :, ::-1].astype(int) - flipped)
     assert diff.max() <= 2
 
@@ -190,7 +194,9 @@ def test_bad_factors_are_refused_naming_the_problem():
     with pytest.raises(ValueError, match="resolution"):
         render_frame(identity(), (0, 0, 0), FRONT_LIGHT, PLAIN, 4)
     with pytest.raises(ValueError, match="pose has 2 frames but lighting 1"):
-        synthetic._render(identity(), np.zeros((2, 3)), [FRONT_LIGHT], PLAIN, 32)
+        render_video(
+            VideoFactors(identity(), np.array(PLAIN), np.zeros((2, 3)), np.array([FRONT_LIGHT]), 25.0), 32
+        )
 
 
 def read_dataset(path) -> tuple[dict, dict]:

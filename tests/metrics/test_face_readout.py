@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 from test_identity import astronaut, small_embedder
 
-from stylevid.metrics import face_readout
+from stylevid.data.faces import largest_faces
 from stylevid.metrics.face_readout import FaceReadout, background_features, lighting_features, pose_features
+from stylevid.video import to_uint8
 
 
 def _rotate(points, angle):
@@ -53,7 +54,7 @@ def photo():
 
 
 def _pose(frame):
-    (found,) = face_readout.detect(frame[None])
+    (found,) = largest_faces(to_uint8(frame[None]))
     assert found is not None, "MTCNN found no face in the astronaut photograph"
     return pose_features(found[1])
 

@@ -13,6 +13,7 @@ from skimage import data
 from torch import nn
 
 from stylevid.codes import Codes
+from stylevid.data.faces import face_detector
 from stylevid.metrics import graphdef, identity, weights
 from stylevid.metrics.i3d import pad_same
 from stylevid.metrics.identity import FaceEmbedder, align_faces, id_consistency, id_diversity, id_preservation
@@ -178,7 +179,7 @@ def test_mtcnn_cuts_the_astronauts_face_and_says_where_there_is_none():
     assert found.tolist() == [True, False] and faces.shape == (1, 3, 160, 160)
     assert -1 <= faces.min() and faces.max() <= 1
     # The crop holds one face, centred, filling 1 / (1 + MARGIN) of it as the documented framing says.
-    boxes, probabilities = identity._detector().detect(to_uint8(faces[0]))
+    boxes, probabilities = face_detector().detect(to_uint8(faces[0]))
     assert len(boxes) == 1 and probabilities[0] > 0.99
     x0, y0, x1, y1 = boxes[0]
     assert abs((x0 + x1) / 2 - 80) < 12 and abs((y0 + y1) / 2 - 80) < 12
