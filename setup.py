@@ -1,6 +1,16 @@
 """Packaging for stylevid: the four code folders install under one `stylevid` namespace."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
+
+# The user's layout keeps custom_ops/, training/ and metrics/ at the top of the repository;
+# installed, they become stylevid.custom_ops etc. so no generic top-level name lands in
+# site-packages. Subpackages are found in each folder, so a new one is never left out.
+FOLDERS = {
+    "stylevid": "stylevid",
+    "stylevid.custom_ops": "custom_ops",
+    "stylevid.training": "training",
+    "stylevid.metrics": "metrics",
+}
 
 setup(
     name="stylevid",
@@ -9,23 +19,12 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    # The user's layout keeps custom_ops/, training/ and metrics/ at the top of the repository;
-    # installed, they become stylevid.custom_ops etc. so no generic top-level name lands in
-    # site-packages.
     packages=[
-        "stylevid",
-        "stylevid.data",
-        "stylevid.networks",
-        "stylevid.custom_ops",
-        "stylevid.training",
-        "stylevid.metrics",
+        f"{name}.{sub}" if sub else name
+        for name, folder in FOLDERS.items()
+        for sub in ["", *find_packages(folder)]
     ],
-    package_dir={
-        "stylevid": "stylevid",
-        "stylevid.custom_ops": "custom_ops",
-        "stylevid.training": "training",
-        "stylevid.metrics": "metrics",
-    },
+    package_dir=FOLDERS,
     package_data={
         "stylevid.custom_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*.cu"],
         # The leakage metric's factor probes, made by `make probes`.

@@ -1,5 +1,6 @@
 """A non-editable install puts everything under the stylevid namespace, kernel sources and probes included."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_install_layout(tmp_path):
     target = tmp_path / "site"
+    # setuptools builds in build/lib and never removes what a previous build left there (a module
+    # since turned into a package would be installed beside it): start from a clean one.
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)
     subprocess.run(
         [
             sys.executable,
@@ -42,7 +46,8 @@ def test_install_layout(tmp_path):
     probes = target / "stylevid" / "metrics" / "probes" / "synthetic64.safetensors"
     assert probes.exists(), "the leakage metric's factor probes are missing from the installed package"
     probe = (
-        "import stylevid, stylevid.data, stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
+        "import stylevid, stylevid.data.synthetic, stylevid.data.prepare, stylevid.networks, "
+        "stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
         "print(o.__file__)"
     )
     out = subprocess.run(
