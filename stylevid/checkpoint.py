@@ -1,14 +1,18 @@
 """Write and read stylevid checkpoints: one .safetensors file of tensors plus JSON config and metadata.
 
 Tensors are stored as ``"<module>.<state_dict key>"`` (``G_ema.mapping.identity.fc0.weight``); the
-safetensors header metadata holds the format tag, format version, stylevid version and the config
-and metadata dicts as JSON. Nothing here unpickles anything.
+safetensors header metadata holds the format tag, format version, stylevid version, the config
+and metadata dicts as JSON, and ``tensor_sha256``: the SHA-256 of every tensor's name, dtype, shape
+and bytes in name order, checked at load so that a changed byte does not pass unnoticed (files saved
+before it was recorded load unchecked). Nothing here unpickles anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,7 @@ _MAX_HEADER_BYTES = 100_000_000
 # Zip (torch.save) and pickle protocol >= 2 magic, used only to word an error message.
 _PICKLE_MAGICS = (b"PK\x03\x04", b"\x80")
 _MAX_LISTED = 8
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class CheckpointError(ValueError):
@@ -73,16 +78,25 @@ def save_checkpoint(
         "stylevid_version": __version__,
         "config": _to_json(config, "config"),
         "metadata": _to_json({} if metadata is None else metadata, "metadata"),
+        "tensor_sha256": _tensor_sha256(tensors),
     }
     write_atomically(path, save(tensors, metadata=header))
     return path
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint's versions, config, metadata and tensor dtypes/shapes without its tensor data."""
+    """Read a checkpoint's versions, config, metadata, tensor hash and dtypes/shapes, not its tensor data."""
     path = _checked_path(path)
     raw = _read_raw_header(path)
     format_version, stylevid_version, config, metadata = _parse_metadata(raw.get("__metadata__"), path)
+    tensor_sha256 = raw["__metadata__"].get("tensor_sha256")
+    if tensor_sha256 is not None and not (
+        isinstance(tensor_sha256, str) and _SHA256_HEX.fullmatch(tensor_sha256)
+    ):
+        raise CheckpointError(
+            f"corrupt checkpoint {path}: its tensor_sha256 {tensor_sha256!r} is not a SHA-256 hex digest; "
+            "the file was damaged or edited by hand: use another copy"
+        )
     tensors = {}
     for key, info in raw.items():
         if key == "__metadata__":
@@ -95,24 +109,36 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         "stylevid_version": stylevid_version,
         "config": config,
         "metadata": metadata,
+        "tensor_sha256": tensor_sha256,
         "tensors": tensors,
     }
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Read a checkpoint written by save_checkpoint, placing its tensors on `map_location`."""
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", verify: bool = True
+) -> Checkpoint:
+    """Read a checkpoint written by save_checkpoint onto `map_location`; verify: check its tensor SHA-256."""
     header = read_header(path)
     path = Path(path)
     try:
         # pread copies into fresh memory: mmap-backed tensors would change (or fault) if the file were
         # later overwritten in place, and on Windows would block replacing it with a new snapshot.
-        with safe_open(path, framework="pt", device=str(torch.device(map_location)), backend="pread") as f:
+        # The hash is taken on the CPU, so tensors move to map_location after it.
+        with safe_open(path, framework="pt", device="cpu", backend="pread") as f:
             flat = {key: f.get_tensor(key) for key in f.keys()}
     except SafetensorError as e:
         raise CheckpointError(
             f"cannot read the tensors of {path}: {e}. The file is damaged or incomplete "
             "(an interrupted copy or download); use another copy of the checkpoint"
         ) from e
+    expected = header["tensor_sha256"]
+    if verify and expected is not None and (actual := _tensor_sha256(flat)) != expected:
+        raise CheckpointError(
+            f"{path} is damaged: its tensors have SHA-256 {actual}, not the {expected} recorded when it was "
+            "saved, so some bytes changed on disk or in a copy. Use another copy of the checkpoint (or an "
+            "earlier snapshot); load_checkpoint(path, verify=False) reads it as it is, to inspect it"
+        )
+    device = torch.device(map_location)
     tensors: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in flat.items():
         module, _, name = key.partition(".")
@@ -120,7 +146,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             raise CheckpointError(
                 f"corrupt checkpoint {path}: tensor {key!r} is not named '<module>.<state_dict key>'"
             )
-        tensors.setdefault(module, {})[name] = tensor
+        tensors.setdefault(module, {})[name] = tensor.to(device)
     return Checkpoint(
         path=path,
         format_version=header["format_version"],
@@ -183,6 +209,16 @@ def _flatten(modules: Mapping[str, torch.nn.Module | Mapping[str, torch.Tensor]]
             storages.add(tensor.untyped_storage().data_ptr())
             flat[f"{name}.{key}"] = tensor
     return flat
+
+
+def _tensor_sha256(flat: Mapping[str, torch.Tensor]) -> str:
+    """Hex SHA-256 of every contiguous CPU tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(flat):
+        tensor = flat[key]
+        digest.update(f"{key}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def _to_json(value: dict[str, Any], field: str) -> str:

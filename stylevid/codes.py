@@ -30,7 +30,15 @@ def slerp(a: torch.Tensor, b: torch.Tensor, alpha: float) -> torch.Tensor:
     return wa * a + wb * b
 
 
-@dataclass(frozen=True)
+def _shape(name: str, tensor: torch.Tensor) -> str:
+    return f"{name} {list(tensor.shape)}"
+
+
+def _where(tensor: torch.Tensor) -> str:
+    return f"{str(tensor.dtype).removeprefix('torch.')} on {tensor.device}"
+
+
+@dataclass(frozen=True, repr=False)
 class Trajectory:
     """A motion over time for N videos: z [N, z_dim], anchors [N, K, motion_dim] spaced `spacing` frames.
 
@@ -55,6 +63,21 @@ class Trajectory:
 
     def __len__(self) -> int:
         return self.z.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"Trajectory(N={len(self)}, {_shape('z', self.z)}, {_shape('anchors', self.anchors)} every"
+            f" {self.spacing:g} frames (0..{self.duration:g}), {_range('psi', self.psi)},"
+            f" {self._frozen()}, {_where(self.z)})"
+        )
+
+    def _frozen(self) -> str:
+        frozen = self.frozen_at[~torch.isnan(self.frozen_at)]
+        if not frozen.numel():
+            return "moving"
+        if frozen.numel() < len(self):
+            return f"{frozen.numel()} of {len(self)} frozen"
+        return f"all frozen at {_range('t', frozen, '=')}"
 
     @property
     def duration(self) -> float:
@@ -117,6 +140,14 @@ class Trajectory:
         )
 
 
+def _range(name: str, values: torch.Tensor, sep: str = " ") -> str:
+    """'psi 1' when every value is one number, else 'psi 0.5..1'."""
+    if not values.numel():
+        return f"{name}{sep}-"
+    low, high = values.min().item(), values.max().item()
+    return f"{name}{sep}{low:g}" if low == high else f"{name}{sep}{low:g}..{high:g}"
+
+
 def _same_spacing(items: Sequence[Trajectory]) -> None:
     spacings = {item.spacing for item in items}
     if len(spacings) > 1:
@@ -130,7 +161,7 @@ def _as_index(index):
     return index
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Codes:
     """Latents of N videos: identity [N, w_dim], pose, lighting (Trajectory), background [N, w_dim]."""
 
@@ -149,6 +180,13 @@ class Codes:
 
     def __len__(self) -> int:
         return self.identity.shape[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"Codes(N={len(self)}, {_shape('identity', self.identity)},"
+            f" {_shape('background', self.background)}, {_where(self.identity)},\n"
+            f"      pose={self.pose!r},\n      lighting={self.lighting!r})"
+        )
 
     def __getitem__(self, index) -> Codes:
         index = _as_index(index)

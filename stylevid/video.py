@@ -17,7 +17,8 @@ ceil(sqrt(N))). Grid cells are separated by GRID_GAP white pixels.
 `video` may also be an iterable of chunks along time ([t, 3, H, W] or [N, t, 3, H, W]), so a long
 video is encoded while it is generated: mp4 holds one chunk at a time; gif and png hold every
 frame (as uint8). A write goes to a hidden temporary file beside the target and is renamed onto it
-at the end, so a failed or interrupted write never leaves a partial file under the final name.
+at the end, so a failed or interrupted write never leaves a partial file under the final name; its
+OS errors name the target.
 
 Reading decodes mp4/avi/mov (PyAV), gif (Pillow) and folders of png/jpg frames, taken in natural
 name order (frame2 before frame10).
@@ -39,6 +40,8 @@ import numpy as np
 import torch
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image, ImageSequence
+
+from stylevid.atomic import replacing, temp_path
 
 READ_SUFFIXES = (".mp4", ".avi", ".mov", ".gif")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -188,16 +191,10 @@ def save_video(
         raise ValueError(
             f"quality={quality} is an x264 crf: 0 (lossless) to {MAX_CRF} (worst); 18 looks lossless"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Beside the target, so os.replace is a rename within one file system (atomic); the real suffix
-    # stays last, so whatever goes by the name sees the right format.
-    temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    temp = temp_path(path)
+    with replacing(path, temp):
+        path.parent.mkdir(parents=True, exist_ok=True)
         writer([video] if isinstance(video, torch.Tensor) else video, temp, fps, nrow, quality)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     return path
 
 

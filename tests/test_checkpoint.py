@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 import stylevid
 from stylevid import checkpoint
+from stylevid.atomic import staged_target
 from stylevid.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -199,7 +200,7 @@ def test_failed_overwrite_keeps_the_old_checkpoint_and_leaves_no_temp_file(
     monkeypatch.undo()
 
     if target == "write":
-        assert len(temp_files_seen) == 1 and temp_files_seen[0].endswith(".tmp")
+        assert len(temp_files_seen) == 1 and staged_target(temp_files_seen[0]) == path.name
     assert path.read_bytes() == old_bytes
     assert _leftovers(tmp_path, {path.name}) == []
     ckpt = load_checkpoint(path)
@@ -371,6 +372,76 @@ def test_load_module_state_caps_long_listings():
     message = str(info.value)
     assert "100 missing from the checkpoint" in message and "and 92 more" in message
     assert len(message) < 600
+
+
+# --- damage to the tensor data ------------------------------------------------------------------
+
+
+def _flip_a_data_byte(path, offset_from_end=100):
+    data = bytearray(path.read_bytes())
+    data[len(data) - offset_from_end] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_the_header_records_a_sha256_that_follows_every_tensor(tmp_path):
+    tensors = {"w": torch.randn(3, 2), "b": torch.randn(2).bfloat16(), "step": torch.tensor(5)}
+
+    def recorded(name, **changes):
+        path = save_checkpoint(tmp_path / name, {"G": {**tensors, **changes}}, CONFIG)
+        return read_header(path)["tensor_sha256"]
+
+    first = recorded("a.safetensors")
+    assert len(first) == 64 and set(first) <= set("0123456789abcdef")
+    assert recorded("b.safetensors") == first
+    changed = [
+        recorded("c.safetensors", step=torch.tensor(6)),
+        recorded("d.safetensors", w=tensors["w"].reshape(2, 3)),
+        recorded("e.safetensors", b=tensors["b"].half()),
+    ]
+    assert first not in changed and len(set(changed)) == 3
+
+
+def test_one_flipped_byte_in_the_tensor_data_is_named_damaged(tmp_path):
+    path = save_checkpoint(tmp_path / "run.safetensors", {"G": {"w": torch.randn(4096)}}, CONFIG)
+    _flip_a_data_byte(path)
+    with pytest.raises(CheckpointError, match="damaged") as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "another copy" in message
+    assert load_checkpoint(path, verify=False).tensors["G"]["w"].shape == (4096,)
+
+
+def test_a_checkpoint_saved_without_a_hash_still_loads(tmp_path):
+    path = _save_tiny(tmp_path / "run.safetensors")
+    with safe_open(path, framework="pt") as f:
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+        meta = f.metadata()
+    del meta["tensor_sha256"]
+    save_file(tensors, path, metadata=meta)
+    assert torch.equal(load_checkpoint(path).tensors["G"]["fc.weight"], _fresh(0).fc.weight.detach())
+
+
+def test_a_hash_that_is_not_hex_is_refused_as_corrupt(tmp_path):
+    path = _save_tiny(tmp_path / "run.safetensors")
+    _rewrite_metadata(path, tensor_sha256="not a hash")
+    with pytest.raises(CheckpointError, match="corrupt checkpoint .*tensor_sha256 'not a hash'"):
+        load_checkpoint(path)
+
+
+# --- OS errors ------------------------------------------------------------------------------------
+
+
+def test_an_os_error_while_saving_names_the_checkpoint(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    path = tmp_path / "run.safetensors"
+    with pytest.raises(PermissionError) as info:
+        _save_tiny(path)
+    assert info.value.errno == errno.EACCES and str(path) in str(info.value)
+    assert isinstance(info.value.__cause__, PermissionError)
+    assert _leftovers(tmp_path, set()) == []
 
 
 # --- read_header ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Video files: mp4/gif/png round trips, grid layout, streaming, errors and atomic writes."""
 
+import errno
 import math
 import os
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from stylevid.atomic import staged_target
 from stylevid.video import (
     GRID_GAP,
     make_grid,
@@ -171,7 +173,7 @@ def crash_once_written(folder, temps_seen):
     """Chunks of frames until the writer's temporary file shows up in `folder`, then a crash."""
     for _ in range(20):
         yield smooth_video(frames=8)
-        temps = [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+        temps = [p.name for p in folder.iterdir() if staged_target(p.name)]
         if temps:
             temps_seen.extend(temps)
             break
@@ -184,7 +186,8 @@ def test_a_crash_mid_write_leaves_no_file(tmp_path, suffix):
     with pytest.raises(RuntimeError, match="generator crashed"):
         save_video(crash_once_written(tmp_path, temps_seen), tmp_path / f"clip{suffix}")
     # mp4 and gif are encoded while the frames come; png is written once they all have.
-    assert temps_seen == ([] if suffix == ".png" else [f".clip.tmp-{os.getpid()}{suffix}"])
+    staged = [(staged_target(name), name.endswith(suffix)) for name in temps_seen]
+    assert staged == ([] if suffix == ".png" else [(f"clip{suffix}", True)])
     assert leftovers(tmp_path) == []
 
 
@@ -205,6 +208,31 @@ def test_atomic_write_when_nothing_was_encoded(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         save_video(torch.full((2, 3, 8, 8), math.nan), tmp_path / "nan.mp4")
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif", ".png"])
+def test_os_errors_name_the_video_and_keep_their_class(tmp_path, monkeypatch, suffix):
+    def fail(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    path = tmp_path / f"clip{suffix}"
+    with pytest.raises(OSError) as info:
+        save_video(smooth_video(frames=2), path)
+    assert info.value.errno == errno.ENOSPC and str(path) in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores folder permissions")
+@pytest.mark.parametrize("suffix", [".mp4", ".gif", ".png"])
+def test_a_read_only_folder_is_named(tmp_path, suffix):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    path = folder / f"clip{suffix}"
+    with pytest.raises(PermissionError) as info:
+        save_video(smooth_video(frames=2), path)
+    assert info.value.errno == errno.EACCES and str(path) in str(info.value)
 
 
 @pytest.mark.parametrize(

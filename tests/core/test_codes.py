@@ -1,4 +1,6 @@
-"""Codes: swap, replace, interpolation endpoints and paths, freezing, indexing."""
+"""Codes: swap, replace, interpolation endpoints and paths, freezing, indexing, repr."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -135,3 +137,21 @@ def test_edits_of_cuda_codes_stay_on_cuda():
                 part = getattr(codes, name)
                 tensors += [part.z, part.anchors, part.psi, part.frozen_at, part.times(t)]
             assert {x.device for x in tensors} == {cuda}
+
+
+def test_repr_is_a_short_summary(codes):
+    text = repr(codes)
+    assert len(text) < 600 and text.count("\n") < 6, text
+    for part in ("N=4", "identity [4, ", "background [4, ", "float32", "cpu", "pose=Trajectory(", "psi 1"):
+        assert part in text, f"{part!r} not in {text}"
+    assert "tensor(" not in text
+
+
+def test_trajectory_repr_summarises_psi_and_freezing(codes):
+    pose = codes.pose
+    assert "moving" in repr(pose) and f"anchors [4, {pose.anchors.shape[1]}, " in repr(pose)
+    mixed = Trajectory.cat([pose[:1].freeze(3.0), pose[1:]])
+    assert "1 of 4 frozen" in repr(mixed)
+    assert "all frozen at t=3" in repr(pose.freeze(3.0))
+    truncated = Trajectory.cat([pose[:2], dataclasses.replace(pose[2:], psi=torch.full((2,), 0.5))])
+    assert "psi 0.5..1" in repr(truncated)

@@ -103,6 +103,14 @@ def test_the_missing_error_lists_every_place_the_source_and_the_hash(known, tmp_
         assert expected in message, f"{expected!r} not in:\n{message}"
 
 
+def test_the_missing_error_names_the_python_argument_and_the_cli_flag(known):
+    with pytest.raises(WeightsNotFoundError) as error:
+        weights.resolve("fake")
+    message = str(error.value)
+    assert "pass download=True in Python" in message
+    assert "--download to `stylevid metrics`" in message
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(KeyError, match="i3d-kinetics-400"):
         weights.resolve("no-such-network")
