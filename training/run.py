@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stylevid import checkpoint
+from stylevid.options import UsageError
 from stylevid.training import distributed
 from stylevid.training.config import TrainConfig, train_preset
-from stylevid.training.trainer import Trainer
+from stylevid.training.trainer import Trainer, read_latest, tidy_run_folder
+
+DEFAULT_PRESET = "synth64"
 
 
 def next_run_dir(out: str | Path, name: str) -> Path:
@@ -36,34 +40,58 @@ def open_dataset(data: str | Path, config: TrainConfig):
 
 
 def run_training(
-    data: str | Path,
+    data: str | Path | None,
     out: str | Path = "runs",
-    preset: str = "synth64",
+    preset: str | None = None,
     resume: str | Path | None = None,
     gpus: int = 1,
     workers: int = 2,
     device: str | None = None,
     run_dir: str | Path | None = None,
     progress: bool = True,
+    allow_new_data: bool = False,
     **settings,
 ) -> Path:
     """Train (or resume) and return the run folder; gpus > 1 outside torchrun relaunches under torchrun.
 
     `settings` (lr_g, lr_d, r1_gamma, batch, kimg; None keeps) override the preset of a new run, or
     the saved configuration of a resumed one from its snapshot on (e.g. a lower learning rate after
-    a NaN); a resumed run logs what changed in stats.jsonl.
+    a NaN); a resumed run logs what changed in stats.jsonl. A resume takes its data from the run when
+    `data` is None, and refuses other data unless `allow_new_data`, and a preset other than the run's.
     """
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(gpus, data, out, preset, resume, workers, device, settings)
+        return _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, settings)
     process = distributed.setup(device)
     if resume is not None:
-        trainer = Trainer.resume(resume, None, process, workers, **settings)
-        trainer.dataset = open_dataset(data, trainer.cfg)
+        run_dir = Path(resume)
+        if process.is_main:
+            tidy_run_folder(run_dir)
+        latest = read_latest(run_dir)
+        config = TrainConfig.from_dict(
+            checkpoint.read_header(run_dir / latest["snapshot"])["config"]["training"]
+        )
+        _check_preset(preset, latest.get("preset"), config, run_dir)
+        total = config.with_changes(**settings)[0].kimg
+        if round(latest["kimg"] * 1000) >= int(total * 1000):
+            if process.is_main:
+                print(
+                    f"stylevid train: {run_dir} is finished: it has trained {latest['kimg']:g} of {total:g}"
+                    f" kimg. --kimg sets the new total length (not an addition): pass e.g. --kimg"
+                    f" {2 * total:g} to train on to {2 * total:g} kimg"
+                )
+            return run_dir
+        dataset = open_dataset(data if data is not None else _recorded_data(latest, run_dir), config)
+        trainer = Trainer.resume(run_dir, dataset, process, workers, allow_new_data, **settings)
     else:
+        if data is None:
+            raise UsageError("stylevid train needs --data (a dataset folder, .zip or folder of videos)")
+        preset = preset or DEFAULT_PRESET
         config, _ = train_preset(preset).with_changes(**settings)
         dataset = open_dataset(data, config)
         run_dir = Path(run_dir) if run_dir else next_run_dir(out, preset)
-        trainer = Trainer(config, dataset, run_dir, process, workers)
+        if process.is_main:
+            tidy_run_folder(run_dir)
+        trainer = Trainer(config, dataset, run_dir, process, workers, preset)
     if process.is_main:
         print(
             f"stylevid train: run folder {trainer.run_dir}, {process.world} process(es) on {process.device}"
@@ -72,13 +100,39 @@ def run_training(
     return trainer.run_dir
 
 
-def _relaunch(gpus, data, out, preset, resume, workers, device, settings) -> Path:
+def _check_preset(preset: str | None, recorded: str | None, config: TrainConfig, run_dir: Path) -> None:
+    """Refuse a --preset other than the run's (older runs record none: their model is compared)."""
+    if preset is None or preset == recorded:
+        return
+    if recorded is None and train_preset(preset).model.to_dict() == config.model.to_dict():
+        return
+    runs = f"the run's preset {recorded}" if recorded else "the model of the run"
+    raise UsageError(
+        f"--preset {preset} differs from {runs} ({run_dir}): a resumed run keeps its model and"
+        f" settings; drop --preset, or start a new run with --preset {preset}"
+    )
+
+
+def _recorded_data(latest: dict, run_dir: Path) -> str:
+    """The dataset path the run's latest snapshot recorded."""
+    if not latest.get("dataset"):
+        raise UsageError(f"{run_dir} does not record its dataset (an older run): pass --data")
+    return latest["dataset"]["path"]
+
+
+def _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, settings) -> Path:
     # Decide the run folder here so that every process writes to (rank 0) the same one.
-    run_dir = Path(resume) if resume else next_run_dir(out, preset)
+    run_dir = Path(resume) if resume else next_run_dir(out, preset or DEFAULT_PRESET)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
-    command += ["-m", "stylevid", "train", "--data", str(data), "--preset", preset, "--workers", str(workers)]
+    command += ["-m", "stylevid", "train", "--workers", str(workers)]
     command += ["--resume", str(resume)] if resume else ["--run-dir", str(run_dir)]
-    options = {**{f"--{k.replace('_', '-')}": v for k, v in settings.items()}, "--device": device}
+    command += ["--allow-new-data"] if allow_new_data else []
+    options = {
+        "--data": data,
+        "--preset": preset,
+        **{f"--{k.replace('_', '-')}": v for k, v in settings.items()},
+        "--device": device,
+    }
     for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import time
 import warnings
 from collections import defaultdict
@@ -17,12 +18,13 @@ import torch
 from torch import nn
 
 from stylevid import checkpoint
-from stylevid.atomic import write_atomically
+from stylevid.atomic import staged_target, write_atomically
 from stylevid.codes import Codes
 from stylevid.config import FACTORS
 from stylevid.data.clip_times import sample_clip_batch
 from stylevid.networks import Generator, TemporalDiscriminator
 from stylevid.networks.layers import full_precision
+from stylevid.options import UsageError
 from stylevid.training import losses
 from stylevid.training.augment import AdaptiveProbability, augment_clips
 from stylevid.training.config import TrainConfig
@@ -71,8 +73,9 @@ class Trainer:
         run_dir: str | Path,
         process: ProcessGroup | None = None,
         workers: int = 0,
+        preset: str | None = None,
     ):
-        self.cfg, self.run_dir = config, Path(run_dir)
+        self.cfg, self.run_dir, self.preset = config, Path(run_dir), preset
         self.process = process or ProcessGroup()
         if config.batch % self.process.world:
             raise ValueError(f"batch={config.batch} must divide evenly over {self.process.world} processes")
@@ -414,12 +417,14 @@ class Trainer:
         tensors, meta = {}, {}
         for key, opt in optimizers.items():
             tensors[key], meta[key] = optimizer_to_tensors(opt)
-        state = {**info, "ada": None if self.ada is None else self.ada.state()}
+        # The data's path and index digest: a resume given other data can tell (see resume).
+        origin = {"preset": self.preset, "dataset": getattr(self.dataset, "signature", None)}
+        state = {**info, **origin, "ada": None if self.ada is None else self.ada.state()}
         checkpoint.save_checkpoint(
             self.run_dir / f"{name}-state.safetensors", tensors, {"optimizers": meta}, state
         )
         # Written last: a crash before this line leaves latest.json naming the previous snapshot.
-        latest = {"snapshot": f"{name}.safetensors", "state": f"{name}-state.safetensors", **info}
+        latest = {"snapshot": f"{name}.safetensors", "state": f"{name}-state.safetensors", **info, **origin}
         write_atomically(self.run_dir / LATEST, json.dumps(latest, indent=2).encode())
         self._write_samples(name)
         return weights
@@ -452,25 +457,31 @@ class Trainer:
         dataset,
         process: ProcessGroup | None = None,
         workers: int = 0,
+        allow_new_data: bool = False,
         **changes,
     ) -> Trainer:
-        """A Trainer continuing exactly where the run's latest snapshot stopped.
+        """A Trainer continuing exactly where the run's latest snapshot stopped, on the same data.
 
         `changes` (lr_g, lr_d, r1_gamma, batch, kimg; None keeps) apply from the snapshot on and are
-        logged to stats.jsonl. Ticks the run logged after its snapshot (it crashed) are dropped from
-        stats.jsonl and hidden in TensorBoard, so they are not written twice.
+        logged to stats.jsonl. Data other than the run's (by its index digest) is refused unless
+        `allow_new_data`, and then logged too. Ticks the run logged after its snapshot (it crashed)
+        are dropped from stats.jsonl and hidden in TensorBoard, so they are not written twice.
         """
         run_dir = Path(run_dir)
-        try:
-            latest = json.loads((run_dir / LATEST).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise FileNotFoundError(
-                f"{run_dir} has no readable {LATEST}: is it a stylevid run folder? ({exc})"
-            ) from exc
+        latest = read_latest(run_dir)
         weights = checkpoint.load_checkpoint(run_dir / latest["snapshot"])
         state = checkpoint.load_checkpoint(run_dir / latest["state"])
         config, changed = TrainConfig.from_dict(weights.config["training"]).with_changes(**changes)
-        trainer = cls(config, dataset, run_dir, process, workers)
+        saved, given = state.metadata.get("dataset"), getattr(dataset, "signature", None)
+        if saved and given and saved != given:
+            if saved["digest"] != given["digest"] and not allow_new_data:
+                raise UsageError(
+                    f"{run_dir} was trained on {saved['path']}, but {given['path']} holds other videos (its"
+                    " index differs); a resume continues exactly on the run's data: pass that, or"
+                    " --allow-new-data (allow_new_data=True) to continue on the new data"
+                )
+            changed["data"] = [saved, given]
+        trainer = cls(config, dataset, run_dir, process, workers, state.metadata.get("preset"))
         device = trainer.process.device
         for name in ("G", "G_ema", "D", "Q"):
             checkpoint.load_module_state(getattr(trainer, name), weights.tensors[name], name)
@@ -524,6 +535,52 @@ class Trainer:
                     last = self.snapshot() or last
         bar.close()
         return last
+
+
+def read_latest(run_dir: str | Path) -> dict:
+    """The run's latest.json: its last complete snapshot, the progress there, its preset and data."""
+    try:
+        return json.loads((Path(run_dir) / LATEST).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FileNotFoundError(
+            f"{run_dir} has no readable {LATEST}: is it a stylevid run folder? ({exc})"
+        ) from exc
+
+
+# The run's own files: only their staged writes (stylevid.atomic.temp_path) are ever removed.
+_RUN_FILE = re.compile(
+    r"latest\.json|stats\.jsonl|snapshot-\d{9}(?:-state\.safetensors|\.safetensors|-samples\.mp4)"
+)
+_WEIGHTS = re.compile(r"snapshot-(\d{9})\.safetensors")
+
+
+def tidy_run_folder(run_dir: str | Path) -> list[Path]:
+    """Remove what killed snapshots left in a run folder; returns the files removed.
+
+    Those are the temp files of the run's own files, and weights newer than latest.json without their
+    -state file (a snapshot cut short, e.g. by a full disk). Other files, the user's, stay.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    latest = read_latest(run_dir) if (run_dir / LATEST).exists() else {}
+    named = {latest.get("snapshot"), latest.get("state")}
+    newest = round(latest.get("kimg", -1) * 1000)
+    removed = []
+    for path in sorted(run_dir.iterdir()):
+        weights = _WEIGHTS.fullmatch(path.name)
+        incomplete = (
+            weights is not None
+            and path.name not in named
+            and int(weights[1]) > newest
+            and not (run_dir / f"snapshot-{weights[1]}-state.safetensors").exists()
+        )
+        staged = staged_target(path.name)
+        left_behind = staged is not None and _RUN_FILE.fullmatch(staged) is not None
+        if path.is_file() and (incomplete or left_behind):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _keep_ticks_up_to(path: Path, tick: int) -> None:

@@ -31,7 +31,7 @@ import torch
 from stylevid.config import FACTORS, TRAJECTORY_FACTORS
 from stylevid.data.clip_times import SAMPLINGS, sample_times
 from stylevid.data.files import DatasetFiles
-from stylevid.data.index import VideoEntry, mirror_coefficients, read_index
+from stylevid.data.index import VideoEntry, index_digest, mirror_coefficients, read_index
 from stylevid.data.reader import read_frames
 
 
@@ -66,6 +66,8 @@ class VideoClipDataset(torch.utils.data.Dataset):
             if entry.frames < frames_per_clip
         ]
         self.path = index.path
+        # What a run records of its data, so that a resume can tell when it is given other data.
+        self.signature = {"path": str(self.path.resolve()), "digest": index_digest(index)}
         self.fps = index.fps
         self.resolution = index.resolution
         self.factor_names = index.factor_names
@@ -104,6 +106,9 @@ class VideoClipDataset(torch.utils.data.Dataset):
         # Shared memory, so set_epoch also reaches persistent DataLoader workers.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._warned: set[int] = set()
+        self._loaded = (
+            False  # whether this process has loaded any clip: tells "damaged since" from "never read"
+        )
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -132,7 +137,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         for attempt in range(len(self.videos)):
             video = (index + attempt) % len(self.videos)
             try:
-                return self._clip(video, self._rng(index, epoch))
+                item = self._clip(video, self._rng(index, epoch))
             except ValueError as exc:
                 failure = exc
                 if video not in self._warned:
@@ -142,9 +147,19 @@ class VideoClipDataset(torch.utils.data.Dataset):
                         " use the next readable video instead",
                         stacklevel=2,
                     )
+                continue
+            self._loaded = True
+            return item
+        if self._loaded:
+            raise RuntimeError(
+                f"no video of {self.path} can be loaded any more, though videos loaded before (last:"
+                f" {failure}); the dataset changed or was damaged after it was indexed: check the files and"
+                " restart"
+            ) from failure
         raise RuntimeError(
-            f"no video of {self.path} can be loaded any more (last: {failure}); the dataset changed or was"
-            " damaged after it was indexed: check the files and restart"
+            f"none of the {len(self.videos)} videos of {self.path} could be loaded (last: {failure}): their"
+            " headers were readable when indexed but their frames are not; check that the files decode, and"
+            " prepare the dataset again"
         ) from failure
 
     def _clip(self, video: int, rng: np.random.Generator) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -77,16 +78,33 @@ class DatasetFiles:
         return sorted(root_files), {name: folders[name] for name in sorted(folders)}
 
     def read(self, name: str) -> bytes:
-        """The bytes of file `name`."""
-        if self.is_zip:
+        """The bytes of file `name`; ValueError naming the zip and member when the member is damaged."""
+        if not self.is_zip:
+            return (self.path / name).read_bytes()
+        with self._damage_named(name):
             return self._archive().read(name)
-        return (self.path / name).read_bytes()
 
     @contextlib.contextmanager
     def open(self, name: str) -> Iterator[IO[bytes]]:
         """File `name` opened for reading bytes, seekable; only what is read is read from disk."""
-        with self._archive().open(name) if self.is_zip else open(self.path / name, "rb") as file:
+        if not self.is_zip:
+            with open(self.path / name, "rb") as file:
+                yield file
+            return
+        # Reading happens in the caller's block: a damaged member raises there, and is named here.
+        with self._damage_named(name), self._archive().open(name) as file:
             yield file
+
+    @contextlib.contextmanager
+    def _damage_named(self, name: str) -> Iterator[None]:
+        """zipfile's and zlib's errors on a damaged member as a ValueError naming the zip and the member."""
+        try:
+            yield
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ValueError(
+                f"{self.path}: its member {name} is damaged ({exc}); re-create the zip (stylevid prepare or"
+                " DatasetWriter), or copy it again from an intact source"
+            ) from exc
 
     @contextlib.contextmanager
     def video_stream(self, name: str) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:

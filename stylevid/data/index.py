@@ -30,6 +30,7 @@ Frames are read by stylevid.data.reader, datasets written by stylevid.data.write
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -229,9 +230,14 @@ def parse_index(data: bytes, where: str) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f'{where} is not a stylevid dataset index: it has no "format": "{FORMAT}"')
     version = meta.get("format_version")
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(
-            f"{where} has format_version {version!r}; this stylevid reads 1 to {FORMAT_VERSION}:"
+            f"{where} has format_version {version!r} (a {type(version).__name__}); it must be an integer,"
+            f' 1 to {FORMAT_VERSION}: write it as a JSON number, e.g. "format_version": {FORMAT_VERSION}'
+        )
+    if not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(
+            f"{where} has format_version {version}; this stylevid reads 1 to {FORMAT_VERSION}:"
             " upgrade stylevid for newer datasets"
         )
     fps, resolution, videos = meta.get("fps"), meta.get("resolution"), meta.get("videos")
@@ -259,6 +265,20 @@ def _listed_entry(record: Any, factor_names: dict[str, tuple[str, ...]] | None) 
     return VideoEntry(
         name, frames, check_factors(record.get("factors"), frames, factor_names), "frames", name, (), source
     )
+
+
+def index_digest(index: DatasetIndex) -> str:
+    """A sha256 (hex) of what an index holds: header, and every video's location, frames and factors."""
+    digest = hashlib.sha256()
+    header = [index.fps, index.resolution, index.factor_names]
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for entry in index.videos:
+        digest.update(
+            json.dumps([entry.name, entry.kind, entry.location, entry.frames, entry.files]).encode()
+        )
+        for factor in sorted(entry.factors or {}):
+            digest.update(entry.factors[factor].tobytes())
+    return digest.hexdigest()
 
 
 def read_index(path: str | os.PathLike) -> DatasetIndex:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ def read_frames(files: DatasetFiles, entry: VideoEntry, times: Sequence[int]) ->
             name = entry.frame_path(t)
             try:
                 data = files.read(name)
-            except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            except (OSError, KeyError) as exc:
                 raise ValueError(f"cannot read frame {name}: {exc}") from exc
             frames.append(_decode_image(data, name))
     else:

@@ -1,5 +1,7 @@
 """Small random datasets for the tests of the dataset's index, files, reader and writer."""
 
+import zipfile
+
 import numpy as np
 
 from stylevid.data.files import DatasetFiles
@@ -58,3 +60,13 @@ def check_dataset(path, videos, names=NAMES) -> None:
 
 def temps(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def damage_zip_member(archive, name: str) -> None:
+    """Overwrite 8 bytes in the middle of a stored zip member's data (its CRC no longer matches)."""
+    with zipfile.ZipFile(archive) as opened:
+        info = opened.getinfo(name)
+    raw = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    raw[start : start + 8] = bytes(8)
+    archive.write_bytes(bytes(raw))

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from random_datasets import damage_zip_member
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
@@ -263,3 +264,27 @@ def test_distributed_sampler_partitions_the_videos(tmp_path):
         assert loaded == list(sampler) and "factors" not in dataset[0]
         ranks.append(set(loaded))
     assert ranks[0].isdisjoint(ranks[1]) and ranks[0] | ranks[1] == set(range(6))
+
+
+def test_a_damaged_zip_member_is_replaced_and_named_with_its_zip(tmp_path):
+    build(tmp_path / "ds.zip", [3, 3, 3])
+    dataset = VideoClipDataset(tmp_path / "ds.zip")
+    damage_zip_member(tmp_path / "ds.zip", "video_1/000001.png")
+    with pytest.warns(UserWarning, match=r"ds\.zip: its member video_1/000001\.png is damaged"):
+        assert dataset[1]["video"] == 2
+
+
+def test_videos_unreadable_from_the_start_are_not_called_changed_after_indexing(tmp_path):
+    build(tmp_path / "ds", [3, 3])
+    dataset = VideoClipDataset(tmp_path / "ds")
+    assert dataset[0]["video"] == 0
+    for frame in (tmp_path / "ds").glob("video_*/*.png"):
+        # The header stays readable, so indexing accepts the frames; their pixels are gone.
+        frame.write_bytes(frame.read_bytes()[:60])
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="loaded before.*changed or was"):
+        dataset[1]
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError) as caught:
+        VideoClipDataset(tmp_path / "ds")[1]
+    message = str(caught.value)
+    assert "none of the 2 videos" in message and "could be loaded" in message
+    assert "after it was indexed" not in message and "check that the files decode" in message

@@ -5,9 +5,11 @@ import zipfile
 
 import pytest
 import torch
-from random_datasets import write
+from random_datasets import damage_zip_member, write
 
 from stylevid.data.files import DatasetFiles
+from stylevid.data.index import read_index
+from stylevid.data.reader import read_frames
 from stylevid.video import save_video
 
 
@@ -31,4 +33,17 @@ def test_a_video_file_inside_a_zip_is_decoded_from_the_zip(tmp_path):
     with pytest.raises(ValueError, match="cannot decode broken.mp4"):
         with files.video_stream("broken.mp4"):
             pass
+    files.close()
+
+
+def test_a_damaged_zip_member_names_the_zip_and_the_member(tmp_path):
+    write(tmp_path / "ds.zip", [3, 3], names=None)
+    index = read_index(tmp_path / "ds.zip")
+    damage_zip_member(tmp_path / "ds.zip", "video_1/000001.png")
+    files = DatasetFiles(tmp_path / "ds.zip")
+    expected = r"ds\.zip: its member video_1/000001\.png is damaged .*Bad CRC.*re-create the zip"
+    with pytest.raises(ValueError, match=expected):
+        files.read("video_1/000001.png")
+    with pytest.raises(ValueError, match=expected):
+        read_frames(files, index.videos[1], [0, 1, 2])
     files.close()

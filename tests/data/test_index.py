@@ -54,3 +54,13 @@ def test_a_damaged_dataset_json_is_a_clear_error(tmp_path):
         read_index(tmp_path / "ds")
     with pytest.raises(FileNotFoundError, match="no dataset"):
         read_index(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("version", ["1", 1.0, True])
+def test_a_format_version_that_is_not_an_integer_says_so(tmp_path, version):
+    write(tmp_path / "ds", [2])
+    meta = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    (tmp_path / "ds" / "dataset.json").write_text(json.dumps({**meta, "format_version": version}))
+    with pytest.raises(ValueError, match=f"format_version {version!r} .*must be an integer") as caught:
+        read_index(tmp_path / "ds")
+    assert "upgrade" not in str(caught.value)
