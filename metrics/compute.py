@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from stylevid import __version__
+from stylevid import __version__, options
 from stylevid.atomic import write_atomically
 from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError, file_sha256, resolve
 
@@ -289,9 +289,11 @@ def _metrics(args: argparse.Namespace) -> int:
     import stylevid  # noqa: PLC0415
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    names = args.metrics
     if args.face_weights and args.face_net == "auto":
-        raise SystemExit(f"--face-weights {args.face_weights}: say which network it is with --face-net")
+        raise options.UsageError(
+            f"--face-weights {args.face_weights}: say which network it is with --face-net"
+        )
     paths = {"i3d-kinetics-400": args.i3d, args.face_net: args.face_weights}
     ctx = Context(
         generator=None,
@@ -315,6 +317,17 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_names(text: str) -> list[str]:
+    """'fvd2048_16f, leakage' -> the names, each a row of METRICS."""
+    names = options.comma_list(text)
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {', '.join(unknown)}; pass comma-separated names from {', '.join(METRICS)}"
+        )
+    return names
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `stylevid metrics`."""
     parser = subparsers.add_parser(
@@ -325,17 +338,25 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument("--network", required=True, help="a stylevid checkpoint (.safetensors)")
     parser.add_argument("--data", default=None, help="the dataset it was trained on (FVD needs it)")
     parser.add_argument(
-        "--metrics", default="fvd2048_16f", help="comma-separated names (default fvd2048_16f)"
+        "--metrics",
+        type=_metric_names,
+        default="fvd2048_16f",
+        help="comma-separated names (default fvd2048_16f)",
     )
     parser.add_argument(
         "--out", default=None, help=f"JSONL to append to (default: {RESULTS_FILE} beside --network)"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=4, help="videos per forward pass")
+    parser.add_argument("--seed", type=options.non_negative_int, default=0)
+    parser.add_argument("--batch", type=options.positive_int, default=4, help="videos per forward pass")
     parser.add_argument(
-        "--videos", type=int, default=None, help="videos per identity or leakage metric (default 64)"
+        "--videos",
+        type=options.positive_int,
+        default=None,
+        help="videos per identity or leakage metric (default 64)",
     )
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument(
+        "--device", type=options.device, default=None, help="cuda or cpu (default: cuda when available)"
+    )
     parser.add_argument(
         "--no-align", action="store_true", help="identity metrics: embed whole frames, without MTCNN"
     )

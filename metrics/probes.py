@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from stylevid import checkpoint
+from stylevid import checkpoint, options
 from stylevid.config import FACTORS
 from stylevid.data import synthetic
 from stylevid.data.index import mirror_coefficients
@@ -344,11 +344,15 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         const=SHIPPED,
         help=f"replace the probes the installed package ships and the leakage metric loads ({SHIPPED})",
     )
-    parser.add_argument("--frames", type=int, default=20000, help="training frames to render")
-    parser.add_argument("--validation", type=int, default=1000, help="validation frames (another seed)")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="rendering processes")
+    parser.add_argument(
+        "--frames", type=options.positive_int, default=20000, help="training frames to render"
+    )
+    parser.add_argument(
+        "--validation", type=options.positive_int, default=1000, help="validation frames (another seed)"
+    )
+    parser.add_argument("--epochs", type=options.positive_int, default=12)
+    parser.add_argument("--batch", type=options.positive_int, default=64)
+    parser.add_argument("--seed", type=options.non_negative_int, default=0)
+    parser.add_argument("--workers", type=options.positive_int, default=2, help="rendering processes")
     parser.set_defaults(out=DEFAULT_OUT, run=_train_probes)
     return parser

@@ -9,6 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from stylevid import options
+from stylevid.options import UsageError
+
+MAX_GRID = 64  # videos in one --grid video; more would not fit a screen or memory
+
 
 def _ops_status(args: argparse.Namespace) -> int:
     from stylevid.custom_ops import dispatch  # noqa: PLC0415
@@ -34,43 +39,23 @@ def _ops_build(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7]."""
-    seeds = []
-    for part in text.split(","):
-        try:
-            if "-" in part.strip()[1:]:
-                low, high = part.rsplit("-", 1)
-                seeds.extend(range(int(low), int(high) + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"seeds {text!r}: write them like 0-7 or 0,3,5-6") from None
-    return seeds
-
-
-def parse_factor_pair(text: str) -> tuple[str, list[int]]:
-    """'identity:0,3' -> ('identity', [0, 3])."""
-    from stylevid.config import FACTORS  # noqa: PLC0415
-
-    factor, _, seeds = text.partition(":")
-    if factor not in FACTORS or not seeds:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: write FACTOR:SEED,SEED with FACTOR one of {', '.join(FACTORS)}"
-        )
-    return factor, parse_seeds(seeds)
-
-
 def _generate(args: argparse.Namespace) -> int:
     import stylevid  # noqa: PLC0415
 
+    if args.grid and len(args.seeds) > MAX_GRID:
+        raise UsageError(
+            f"--grid with {len(args.seeds)} seeds: a grid shows at most {MAX_GRID};"
+            " give fewer --seeds or drop --grid"
+        )
     gen = stylevid.load(args.network, device=args.device)
     out = Path(args.out)
-    codes = gen.sample_seeds(args.seeds, frames=args.frames, psi=args.psi)
-    for i, seed in enumerate(tqdm(args.seeds, desc="videos", unit="video")):
+    # One seed at a time: the first video is written at once, and memory holds one video's codes.
+    for seed in tqdm(args.seeds, desc="videos", unit="video"):
+        codes = gen.sample_seeds([seed], frames=args.frames, psi=args.psi)
         path = out / f"seed{seed:04d}.{args.format}"
-        stylevid.save_video(gen.frames(codes[i], args.frames, args.chunk), path, fps=args.fps)
+        stylevid.save_video(gen.frames(codes[0], args.frames, args.chunk), path, fps=args.fps)
     if args.grid and len(args.seeds) > 1:
+        codes = gen.sample_seeds(args.seeds, frames=args.frames, psi=args.psi)
         stylevid.save_video(
             gen.frames(codes, args.frames, args.chunk), out / f"grid.{args.format}", fps=args.fps
         )
@@ -83,13 +68,20 @@ def _edit(args: argparse.Namespace) -> int:
     from stylevid.codes import Codes  # noqa: PLC0415
 
     if not (args.swap or args.freeze or args.interp):
-        raise SystemExit("stylevid edit: give at least one of --swap, --freeze, --interp")
+        raise UsageError("stylevid edit: give at least one of --swap, --freeze, --interp")
+    if args.freeze and args.freeze_at > args.frames - 1:
+        raise UsageError(
+            f"--freeze-at {args.freeze_at:g} is past the last frame ({args.frames - 1:g} with --frames"
+            f" {args.frames}); pass a time from 0 to {args.frames - 1}, or more --frames"
+        )
     gen = stylevid.load(args.network, device=args.device)
     out = Path(args.out)
     jobs = []
     for factor, seeds in args.swap:
         if len(seeds) != 2:
-            raise SystemExit(f"--swap {factor}:... needs exactly two seeds, got {seeds}")
+            raise UsageError(
+                f"--swap {factor}:... needs exactly two seeds, got {seeds}; write it like {factor}:0,1"
+            )
         codes = gen.sample_seeds(seeds, frames=args.frames, psi=args.psi)
         # Top row: the two originals; bottom row: each with the other's factor.
         jobs.append((f"swap-{factor}-{seeds[0]}-{seeds[1]}", Codes.cat([codes, codes.swap(factor, 0, 1)])))
@@ -99,13 +91,16 @@ def _edit(args: argparse.Namespace) -> int:
         jobs.append((f"freeze-{factor}-{name}", Codes.cat([codes, codes.freeze(factor, args.freeze_at)])))
     for factor, seeds in args.interp:
         if len(seeds) != 2:
-            raise SystemExit(f"--interp {factor}:... needs exactly two seeds, got {seeds}")
+            raise UsageError(
+                f"--interp {factor}:... needs exactly two seeds, got {seeds}; write it like {factor}:0,1"
+            )
         a, b = gen.sample(1, seeds[0], args.frames, args.psi), gen.sample(1, seeds[1], args.frames, args.psi)
         steps = [Codes.interpolate(a, b, k / (args.steps - 1), [factor]) for k in range(args.steps)]
         jobs.append((f"interp-{factor}-{seeds[0]}-{seeds[1]}", Codes.cat(steps)))
     for name, codes in tqdm(jobs, desc="edits", unit="video"):
         path = out / f"{name}.{args.format}"
-        nrow = args.steps if name.startswith("interp") else len(codes) // 2
+        # mp4/gif tile the videos (originals on top); a png sheet is one row of frames per video.
+        nrow = None if args.format == "png" else args.steps if name.startswith("interp") else len(codes) // 2
         stylevid.save_video(gen.frames(codes, args.frames, args.chunk), path, fps=args.fps, nrow=nrow)
         print(f"wrote {path}")
     return 0
@@ -123,6 +118,7 @@ def _train(args: argparse.Namespace) -> int:
         args.workers,
         args.device,
         args.run_dir,
+        allow_new_data=args.allow_new_data,
         lr_g=args.lr_g,
         lr_d=args.lr_d,
         r1_gamma=args.r1_gamma,
@@ -141,13 +137,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", required=True, help="checkpoint (.safetensors) written by stylevid")
-    p.add_argument("--frames", type=int, default=64, help="frames per video (default 64)")
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--psi", type=float, default=1.0, help="truncation of every factor (1: none)")
+    p.add_argument("--frames", type=options.positive_int, default=64, help="frames per video (default 64)")
+    p.add_argument("--fps", type=options.frame_rate, default=25.0)
+    p.add_argument("--psi", type=options.truncation, default=1.0, help="truncation of every factor (1: none)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", choices=["mp4", "gif", "png"], default="mp4")
-    p.add_argument("--chunk", type=int, default=16, help="frames rendered at once (memory)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
+    p.add_argument("--chunk", type=options.positive_int, default=16, help="frames rendered at once (memory)")
+    p.add_argument("--device", type=options.device, default="cpu", help="torch device, e.g. cuda or cuda:1")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -174,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
 
     generate = jobs.add_parser("generate", help="render one video per seed from a checkpoint")
     _add_render_options(generate)
-    generate.add_argument("--seeds", type=parse_seeds, required=True, help="e.g. 0-7 or 0,3,5")
+    generate.add_argument("--seeds", type=options.seeds, required=True, help="e.g. 0-7 or 0,3,5")
     generate.add_argument("--grid", action="store_true", help="also write all seeds as one grid video")
     generate.set_defaults(run=_generate)
 
@@ -182,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
     _add_render_options(edit)
     edit.add_argument(
         "--swap",
-        type=parse_factor_pair,
+        type=options.factor_seeds,
         action="append",
         default=[],
         metavar="FACTOR:S1,S2",
@@ -190,38 +186,66 @@ def parser() -> argparse.ArgumentParser:
     )
     edit.add_argument(
         "--freeze",
-        type=parse_factor_pair,
+        type=options.factor_seeds,
         action="append",
         default=[],
         metavar="FACTOR:S[,S...]",
         help="hold pose or lighting still (originals on top, frozen below)",
     )
-    edit.add_argument("--freeze-at", type=float, default=0.0, help="the time a frozen factor shows")
+    edit.add_argument(
+        "--freeze-at", type=options.frame_time, default=0.0, help="the time a frozen factor shows"
+    )
     edit.add_argument(
         "--interp",
-        type=parse_factor_pair,
+        type=options.factor_seeds,
         action="append",
         default=[],
         metavar="FACTOR:S1,S2",
         help="interpolate FACTOR from seed S1 to S2 in --steps videos",
     )
-    edit.add_argument("--steps", type=int, default=5)
+    edit.add_argument("--steps", type=options.int_in(2), default=5, help="videos from S1 to S2 (at least 2)")
     edit.set_defaults(run=_edit)
 
     train = jobs.add_parser("train", help="train a model from scratch on a video dataset, or resume a run")
-    train.add_argument("--data", required=True, help="dataset: folder, .zip, or folder of videos")
+    train.add_argument(
+        "--data", default=None, help="dataset: folder, .zip, or folder of videos (with --resume: the run's)"
+    )
     train.add_argument("--out", default="runs", help="parent of the run folders (default runs/)")
-    train.add_argument("--preset", default="synth64", choices=["synth64", "ffs256"])
+    train.add_argument(
+        "--preset",
+        default=None,
+        choices=["synth64", "ffs256"],
+        help="default synth64; a resume keeps the run's",
+    )
     train.add_argument("--resume", default=None, help="a run folder to continue from its latest snapshot")
+    train.add_argument(
+        "--allow-new-data", action="store_true", help="with --resume: continue on data other than the run's"
+    )
     # These override the preset, or with --resume the run's own settings from its snapshot on.
-    train.add_argument("--kimg", type=float, default=None, help="training length in thousands of clips")
-    train.add_argument("--batch", type=int, default=None, help="clips per step over all GPUs")
-    train.add_argument("--lr-g", type=float, default=None, help="generator learning rate")
-    train.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate")
-    train.add_argument("--r1-gamma", type=float, default=None, help="R1 weight (0: off)")
-    train.add_argument("--gpus", type=int, default=1, help="processes to launch with torchrun (gloo on CPU)")
-    train.add_argument("--workers", type=int, default=2, help="data loading processes per training process")
-    train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    train.add_argument(
+        "--kimg",
+        type=options.float_in(0, 1e6, open_low=True),
+        default=None,
+        help="training length in thousands of clips",
+    )
+    train.add_argument(
+        "--batch", type=options.positive_int, default=None, help="clips per step over all GPUs"
+    )
+    train.add_argument("--lr-g", type=options.learning_rate, default=None, help="generator learning rate")
+    train.add_argument("--lr-d", type=options.learning_rate, default=None, help="discriminator learning rate")
+    train.add_argument("--r1-gamma", type=options.float_in(0, 1e4), default=None, help="R1 weight (0: off)")
+    train.add_argument(
+        "--gpus", type=options.positive_int, default=1, help="processes to launch with torchrun (gloo on CPU)"
+    )
+    train.add_argument(
+        "--workers",
+        type=options.non_negative_int,
+        default=2,
+        help="data loading processes per training process",
+    )
+    train.add_argument(
+        "--device", type=options.device, default=None, help="cuda or cpu (default: cuda when available)"
+    )
     train.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # set by the torchrun relaunch
     train.set_defaults(run=_train)
 
@@ -239,10 +263,12 @@ def parser() -> argparse.ArgumentParser:
         "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
     )
     demo.add_argument("--out", default="demo")
-    demo.add_argument("--videos", type=int, default=192)
-    demo.add_argument("--frames", type=int, default=32)
-    demo.add_argument("--minutes", type=float, default=11.0, help="training time budget")
-    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--videos", type=options.positive_int, default=192)
+    demo.add_argument("--frames", type=options.positive_int, default=32)
+    demo.add_argument(
+        "--minutes", type=options.float_in(0, 1e4, open_low=True), default=11.0, help="training time budget"
+    )
+    demo.add_argument("--workers", type=options.positive_int, default=2)
     demo.set_defaults(run=_demo)
     return top
 
@@ -254,23 +280,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console(argv: list[str] | None = None) -> int:
-    """The `stylevid` program: main, with errors a user can act on shown as their message, not a traceback.
+    """The `stylevid` program: main, with the errors a user can act on shown as one message, not a traceback.
 
-    Those are ValueError and OSError (and their subclasses: bad checkpoints, missing files or networks,
-    bad options) and stylevid's RuntimeErrors that say what to do; STYLEVID_TRACEBACK=1 shows the trace.
+    Exit status 2: bad usage (argparse's refusals of an option, UsageError: options that do not fit
+    together). Exit status 1: a runtime error that says what to do (bad checkpoints, missing files or
+    networks, unusable data, a failed kernel build, a non-finite loss, GPU out of memory).
+    STYLEVID_TRACEBACK=1 raises instead, to show where.
     """
     import os  # noqa: PLC0415
 
+    import torch  # noqa: PLC0415
+
+    from stylevid.custom_ops.build import BuildError  # noqa: PLC0415
     from stylevid.metrics.compute import MetricsSetupError  # noqa: PLC0415
     from stylevid.training.trainer import NonFiniteLoss  # noqa: PLC0415
 
+    runtime = (ValueError, OSError, MetricsSetupError, NonFiniteLoss, BuildError, torch.cuda.OutOfMemoryError)
     try:
         return main(argv)
-    except (ValueError, OSError, MetricsSetupError, NonFiniteLoss) as exc:
+    except runtime as exc:
         if os.environ.get("STYLEVID_TRACEBACK"):
             raise
         print(f"stylevid: error: {exc}\n(STYLEVID_TRACEBACK=1 shows where)", file=sys.stderr)
-        return 2
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("stylevid: interrupted", file=sys.stderr)
         return 130

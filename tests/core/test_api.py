@@ -1,14 +1,17 @@
 """The public API end to end: chunked rendering, checkpoint round trip and refusals, the CLI."""
 
 import json
+import warnings
 
 import pytest
 import safetensors.torch
 import torch
 
 import stylevid
+from stylevid import checkpoint
 from stylevid.checkpoint import CheckpointError
-from stylevid.cli import main, parse_seeds
+from stylevid.cli import main
+from stylevid.options import UsageError
 
 
 def test_chunked_render_equals_single_pass(video_generator):
@@ -95,11 +98,6 @@ def test_a_config_that_does_not_match_the_weights_is_named(video_generator, tmp_
         stylevid.load(bad)
 
 
-def test_parse_seeds():
-    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
-    assert parse_seeds("5") == [5]
-
-
 def test_generate_command_writes_one_video_per_seed(video_generator, tmp_path):
     network = video_generator.save(tmp_path / "g.safetensors")
     out = tmp_path / "videos"
@@ -135,5 +133,16 @@ def test_edit_command_swaps_freezes_and_interpolates(video_generator, tmp_path):
     )
     names = sorted(p.name for p in out.iterdir())
     assert names == ["freeze-pose-1.png", "interp-background-0-3.png", "swap-identity-0-3.png"]
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="needs exactly two seeds"):
         main([*args, "--swap", "identity:0"])
+
+
+def test_a_checkpoint_without_the_ema_generator_warns_and_says_which_it_used(video_generator, tmp_path):
+    config = {"model": video_generator.model_config.to_dict()}
+    path = checkpoint.save_checkpoint(tmp_path / "g.safetensors", {"G": video_generator.generator}, config)
+    with pytest.warns(UserWarning, match=r"g\.safetensors has no 'G_ema'.*'G'"):
+        loaded = stylevid.load(path)
+    assert loaded.weights == "G"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stylevid.load(video_generator.save(tmp_path / "ema.safetensors")).weights == "G_ema"

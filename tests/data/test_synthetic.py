@@ -251,9 +251,8 @@ def test_synth_command(tmp_path):
     )
     assert args.run(args) == 0
     assert len(read_index(out).videos) == 2
-    args = parser.parse_args(["synth", "--out", str(tmp_path / "x"), "--videos", "0"])
-    with pytest.raises(SystemExit, match="videos=0"):
-        args.run(args)
+    with pytest.raises(SystemExit):  # refused by the parser: tests/core/test_cli.py has the message
+        parser.parse_args(["synth", "--out", str(tmp_path / "x"), "--videos", "0"])
 
 
 def test_render_speed_is_frames_per_second():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from stylevid import options
 from stylevid.data.faces import DEFAULT_MARGIN
 from stylevid.data.prepare.write import prepare
 
@@ -34,18 +35,26 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     command.add_argument("--dest", required=True, help="dataset folder, or a path ending in .zip")
     command.add_argument(
-        "--resolution", type=int, default=256, help="side of the square frames (default 256)"
+        "--resolution", type=options.positive_int, default=256, help="side of the square frames (default 256)"
     )
     command.add_argument(
-        "--fps", type=float, default=None, help="dataset frame rate (default: the most common of the sources)"
+        "--fps",
+        type=options.frame_rate,
+        default=None,
+        help="dataset frame rate (default: the most common of the sources)",
     )
-    command.add_argument("--workers", type=int, default=2, help="processes, one video each (default 2)")
     command.add_argument(
-        "--min-frames", type=int, default=16, help="shortest clip kept, in frames (default 16)"
+        "--workers", type=options.positive_int, default=2, help="processes, one video each (default 2)"
+    )
+    command.add_argument(
+        "--min-frames",
+        type=options.positive_int,
+        default=16,
+        help="shortest clip kept, in frames (default 16)",
     )
     command.add_argument(
         "--margin",
-        type=float,
+        type=options.float_in(0, 10, open_low=True),
         default=DEFAULT_MARGIN,
         help=f"crop side / face box side (default {DEFAULT_MARGIN}: FFHQ's framing, hair to chin)",
     )
