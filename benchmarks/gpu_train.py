@@ -35,7 +35,8 @@ from stylevid.config import ModelConfig, preset
 from stylevid.custom_ops import dispatch
 from stylevid.training.config import TrainConfig, train_preset
 from stylevid.training.distributed import ProcessGroup
-from stylevid.training.trainer import STATS, NonFiniteLoss, Trainer
+from stylevid.training.run_folder import STATS
+from stylevid.training.trainer import NonFiniteLoss, Trainer
 
 RESOLUTION = 64
 START_P = 0.3

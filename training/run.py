@@ -12,7 +12,8 @@ from stylevid import checkpoint
 from stylevid.options import UsageError
 from stylevid.training import distributed
 from stylevid.training.config import TrainConfig, train_preset
-from stylevid.training.trainer import Trainer, read_latest, tidy_run_folder
+from stylevid.training.run_folder import read_latest, tidy_run_folder
+from stylevid.training.trainer import Trainer
 
 DEFAULT_PRESET = "synth64"
 
