@@ -29,6 +29,9 @@ setup(
         "stylevid.custom_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*.cu"],
         # The leakage metric's factor probes, made by `make probes`.
         "stylevid.metrics": ["probes/*.safetensors"],
+        # The synthetic factor teacher of the pair losses (`make teachers`), and the built-in models.
+        "stylevid.training": ["teachers/*.safetensors"],
+        "stylevid": ["builtin/*.safetensors"],
     },
     install_requires=[
         "torch==2.14.1",

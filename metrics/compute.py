@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from stylevid import __version__, options
+from stylevid import __version__, builtin, options
 from stylevid.atomic import write_atomically
 from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError, file_sha256, resolve
 
@@ -49,6 +49,7 @@ class Context:
     paths: dict[str, str] = field(default_factory=dict)  # registered name -> explicit file
     download: bool = False
     progress: bool = True
+    builtin: bool = False  # the network is a built-in model (its file is in the package)
     loaded: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
@@ -70,7 +71,12 @@ class Context:
         return {} if self.videos is None else {"videos": self.videos}
 
     def plot_path(self, metric: str) -> Path:
-        return self.network.with_name(f"{self.network.stem}-{metric}.png")
+        return self.outputs / f"{self.network.stem}-{metric}.png"
+
+    @property
+    def outputs(self) -> Path:
+        """Where results and plots go: beside the checkpoint; for a built-in model (in the package), here."""
+        return Path.cwd() if self.builtin else self.network.parent
 
 
 @dataclass(frozen=True)
@@ -136,13 +142,22 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
             from stylevid.metrics.face_readout import FaceReadout  # noqa: PLC0415
 
             readout = FaceReadout(ctx.embedder())
+            floor = None  # no generator of real faces is disentangled by construction
         else:
             from stylevid.metrics.probes import load_probes  # noqa: PLC0415
 
-            # On the command's device, as the generator is: frames stay there to be read.
+            # On the command's device, as the generator is: frames stay there to be read. These are
+            # the evaluation probes: no training loss reads them (the teacher is another network).
             readout = ProbeReadout(load_probes(device=ctx.device))
+            floor = (getattr(readout.probe, "floor", None) or {}).get("leakage")
         result = leakage_matrix(
-            ctx.generator, readout, seed=ctx.seed, batch=ctx.batch, progress=ctx.progress, **ctx.sizes()
+            ctx.generator,
+            readout,
+            seed=ctx.seed,
+            batch=ctx.batch,
+            progress=ctx.progress,
+            floor=floor,
+            **ctx.sizes(),
         )
         if min(result["measured"]) == 0:
             unseen = [f for f, m in zip(result["factors"], result["measured"], strict=True) if m == 0]
@@ -150,13 +165,11 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
                 f"{ctx.network.name}: {', '.join(unseen)} could not be measured in any frame (no face found"
                 f" at {ctx.generator.resolution}x{ctx.generator.resolution}?); no leakage is reported"
             )
-        if not faces:
-            floor = getattr(readout.probe, "floor", None)
-            result["probe_floor"] = None if floor is None else floor["leakage"]
         name = "leakage_faces" if faces else "leakage"
         plot = plot_leakage(result, ctx.plot_path(name), title=f"{ctx.network.name}: {name}")
         return {
-            "value": result["leakage"],
+            # Normalised by the probes' floor where there is one: 0 = the renderer, 1 = no separation.
+            "value": result.get("normalised_leakage", result["leakage"]),
             **result,
             "plot": str(plot),
             "weights_sha256": readout.weights_sha256,
@@ -244,7 +257,7 @@ def append_result(path: Path, record: dict[str, Any]) -> None:
 def compute_metrics(ctx: Context, names: list[str], results: Path | None = None) -> list[dict[str, Any]]:
     """Compute `names` for ctx's generator; each result is appended to `results` (default: beside it)."""
     check(ctx, names)
-    results = results or ctx.network.with_name(RESULTS_FILE)
+    results = results or ctx.outputs / RESULTS_FILE
     network_sha = file_sha256(ctx.network)
     records = []
     for name in names:
@@ -297,7 +310,8 @@ def _metrics(args: argparse.Namespace) -> int:
     paths = {"i3d-kinetics-400": args.i3d, args.face_net: args.face_weights}
     ctx = Context(
         generator=None,
-        network=Path(args.network),
+        network=builtin.resolve(args.network),
+        builtin=builtin.is_builtin(args.network),
         data=Path(args.data) if args.data else None,
         device=device,
         seed=args.seed,
@@ -313,7 +327,7 @@ def _metrics(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     for record in compute_metrics(ctx, names, out):
         print(f"{record['metric']}: {record['value']}  ({record['seconds']} s)")
-    print(f"appended to {out or ctx.network.with_name(RESULTS_FILE)}")
+    print(f"appended to {out or ctx.outputs / RESULTS_FILE}")
     return 0
 
 
@@ -335,7 +349,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         help="FVD, identity and leakage metrics of a checkpoint, appended to metrics.jsonl beside it",
         description=f"Metrics: {', '.join(METRICS)}.",
     )
-    parser.add_argument("--network", required=True, help="a stylevid checkpoint (.safetensors)")
+    parser.add_argument(
+        "--network",
+        required=True,
+        help="a stylevid checkpoint (.safetensors), or a built-in model: builtin:synth64",
+    )
     parser.add_argument("--data", default=None, help="the dataset it was trained on (FVD needs it)")
     parser.add_argument(
         "--metrics",

@@ -38,18 +38,31 @@ LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
 
 def pose_features(points: np.ndarray) -> np.ndarray:
     """[3] roll (radians), yaw and pitch (relative offsets) from MTCNN's landmarks [5, 2] (module doc)."""
-    left_eye, right_eye, nose, mouth_left, mouth_right = points
+    return pose_from_points(torch.from_numpy(np.asarray(points, np.float64))[None])[0].numpy()
+
+
+def pose_from_points(points: torch.Tensor) -> torch.Tensor:
+    """pose_features of landmarks [N, 5, 2] (eyes, nose, mouth corners), batched, differentiable: [N, 3]."""
+    left_eye, right_eye, nose, mouth_left, mouth_right = points.unbind(dim=1)
     eyes = right_eye - left_eye
-    distance = float(np.hypot(*eyes))
+    distance = eyes.norm(dim=1, keepdim=True)
     along = eyes / distance
-    across = np.array([-along[1], along[0]])  # image y points down: across points down the face
+    across = torch.stack([-along[:, 1], along[:, 0]], dim=1)  # image y points down: across points down
     middle = (left_eye + right_eye) / 2
     mouth = (mouth_left + mouth_right) / 2
     offset = nose - middle
-    height = float(np.dot(mouth - middle, across))
-    return np.array(
-        [math.atan2(eyes[1], eyes[0]), np.dot(offset, along) / distance, np.dot(offset, across) / height]
-    )
+    height = ((mouth - middle) * across).sum(dim=1)
+    roll = torch.atan2(eyes[:, 1], eyes[:, 0])
+    yaw = (offset * along).sum(dim=1) / distance[:, 0]
+    pitch = (offset * across).sum(dim=1) / height
+    return torch.stack([roll, yaw, pitch], dim=1)
+
+
+def face_distance(factor: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Distances [N] of face features [N, D]: 1 - cos for identity (unit vectors), else RMS; NaN stays NaN."""
+    if factor == "identity":
+        return 1 - (a * b).sum(dim=1)
+    return rms_distance(a, b)
 
 
 def lighting_features(frame: torch.Tensor, box: np.ndarray) -> np.ndarray:
@@ -68,14 +81,17 @@ def lighting_features(frame: torch.Tensor, box: np.ndarray) -> np.ndarray:
 
 def background_features(frame: torch.Tensor, box: np.ndarray) -> torch.Tensor:
     """[3 * 16 * 16]: the frame [3, H, W] at 16x16 with cells near and below the face NaN (module doc)."""
-    height, width = frame.shape[-2:]
     small = F.adaptive_avg_pool2d(frame[None].float().cpu(), BACKGROUND_GRID)[0]
+    return small.masked_fill(near_face(box, *frame.shape[-2:])[None], math.nan).flatten()
+
+
+def near_face(box, height: int, width: int) -> torch.Tensor:
+    """bool [16, 16]: the background cells of a frame that the grown face box or the body below it covers."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half_w, half_h = BACKGROUND_MARGIN * (box[2] - box[0]) / 2, BACKGROUND_MARGIN * (box[3] - box[1]) / 2
     cells = (torch.arange(BACKGROUND_GRID, dtype=torch.float64) + 0.5) / BACKGROUND_GRID
     x, y = cells[None, :] * width, cells[:, None] * height
-    near = ((x - cx).abs() <= half_w) & (y >= cy - half_h)  # the face, and everything below it
-    return small.masked_fill(near[None], math.nan).flatten()
+    return ((x - cx).abs() <= half_w) & (y >= cy - half_h)  # the face, and everything below it
 
 
 class FaceReadout:
@@ -112,6 +128,4 @@ class FaceReadout:
         return {name: value.float() for name, value in features.items()}
 
     def distance(self, factor: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if factor == "identity":
-            return 1 - (a * b).sum(dim=1)  # unit vectors; NaN rows stay NaN
-        return rms_distance(a, b)
+        return face_distance(factor, a, b)

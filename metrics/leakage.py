@@ -32,8 +32,7 @@ from tqdm import tqdm
 from stylevid.api import VideoGenerator
 from stylevid.atomic import write_atomically
 from stylevid.config import FACTORS
-from stylevid.data.synthetic import FACTOR_NAMES
-from stylevid.metrics.probes import FactorProbe, load_probes
+from stylevid.metrics.probes import FactorProbe, load_probes, readable_columns
 
 
 class Readout(Protocol):
@@ -65,16 +64,7 @@ class ProbeReadout:
         self.probe = probe if probe is not None else load_probes()
         self.batch = batch
         self.weights_sha256 = {"factor-probes": getattr(self.probe, "weights_sha256", "unsaved")}
-        r2 = getattr(self.probe, "validation_r2", {}).get("values", {})
-        self.columns = {}
-        for factor, names in FACTOR_NAMES.items():
-            keep = [i for i, name in enumerate(names) if r2.get(f"{factor}.{name}", 1.0) >= min_r2]
-            if not keep:
-                raise ValueError(
-                    f"the probe reads no {factor} value with validation R² >= {min_r2}: lower min_r2, or"
-                    " retrain it (stylevid train-probes)"
-                )
-            self.columns[factor] = keep
+        self.columns = readable_columns(self.probe, min_r2)
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -101,22 +91,31 @@ def leakage_matrix(
     seed: int = 0,
     batch: int = 8,
     progress: bool = True,
+    floor: float | None = None,
+    bootstrap: int = 1000,
 ) -> dict:
     """The leakage of `generator` measured by `readout` (see the module doc): matrices, scalars, counts.
 
     Frames: times 0, step, 2 step, ... (frames of them) of each video; `batch` videos are rendered
-    at a time. Returns plain lists and floats: {leakage, control, effect, share, moved, reference,
-    measured, factors, videos, frames}, `moved[f][g]` being the raw mean distance and `reference[g]`
-    that of a whole new sample; `measured[g]` the fraction of frame pairs readout g could measure.
+    at a time. Returns plain lists and floats: {leakage, control, control_per_factor, effect, share,
+    moved, reference, measured, interval, factors, videos, frames}, `moved[f][g]` being the raw mean
+    distance and `reference[g]` that of a whole new sample; `measured[g]` the fraction of frame pairs
+    readout g could measure. `interval` holds bootstrap 95% intervals over videos (`bootstrap`
+    resamples) of leakage and control. With the readout's `floor` (the leakage of a generator that is
+    disentangled by construction) also `normalised_leakage` = (leakage - floor) / (0.75 - floor):
+    0 at the floor, 1 where a change spreads evenly over the factors.
     """
     for name, value in (("videos", videos), ("frames", frames), ("step", step), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be a positive integer")
+    if floor is not None and not 0 <= floor < 0.75:
+        raise ValueError(f"floor={floor!r} must be in [0, 0.75): the leakage of a disentangled generator")
     times = torch.arange(frames, dtype=torch.float32) * step
     codes = generator.sample(2 * videos, seed=seed, frames=int(times[-1]) + 1)
-    sums = {(f, g): 0.0 for f in (*FACTORS, "all") for g in FACTORS}
-    counts = {(f, g): 0 for f in (*FACTORS, "all") for g in FACTORS}
-    total = {(f, g): 0 for f in (*FACTORS, "all") for g in FACTORS}
+    changes = (*FACTORS, "all")
+    # Per video, per (latent changed, factor read): the sum and count of the measured distances.
+    sums = np.zeros((videos, len(changes), len(FACTORS)))
+    counts = np.zeros((videos, len(changes), len(FACTORS)))
     with tqdm(total=videos, desc="leakage", unit="video", disable=not progress) as bar:
         for start in range(0, videos, batch):
             stop = min(start + batch, videos)
@@ -125,31 +124,80 @@ def leakage_matrix(
             for name, variant in variants.items():
                 video = generator.render(variant, times)  # [n, T, 3, R, R]
                 measured[name] = readout(video.flatten(0, 1))
-            for f in (*FACTORS, "all"):
-                for g in FACTORS:
-                    d = readout.distance(g, measured["base"][g], measured[f][g])
+            for i, f in enumerate(changes):
+                for j, g in enumerate(FACTORS):
+                    d = (
+                        readout.distance(g, measured["base"][g], measured[f][g])
+                        .double()
+                        .reshape(stop - start, -1)
+                    )
                     ok = ~torch.isnan(d)
-                    sums[f, g] += float(d[ok].double().sum())
-                    counts[f, g] += int(ok.sum())
-                    total[f, g] += d.numel()
+                    sums[start:stop, i, j] = torch.where(ok, d, 0).sum(dim=1).numpy()
+                    counts[start:stop, i, j] = ok.sum(dim=1).numpy()
             bar.update(stop - start)
-    mean = {key: sums[key] / counts[key] if counts[key] else math.nan for key in sums}
-    reference = np.array([mean["all", g] for g in FACTORS])
-    moved = np.array([[mean[f, g] for g in FACTORS] for f in FACTORS])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        effect = moved / reference[None, :]
-        share = effect / effect.sum(axis=1, keepdims=True)
-    return {
-        "leakage": float(1 - np.mean(np.diag(share))),
-        "control": float(np.mean(np.diag(effect))),
+    scores = _scores(sums.sum(0), counts.sum(0), floor)
+    result = {
+        "leakage": scores["leakage"],
+        "control": scores["control"],
+        "control_per_factor": dict(zip(FACTORS, (_plain(v) for v in np.diag(scores["effect"])), strict=True)),
         "factors": list(FACTORS),
-        "effect": _nested(effect),
-        "share": _nested(share),
-        "moved": _nested(moved),
-        "reference": [_plain(v) for v in reference],
-        "measured": [min(counts[f, g] / total[f, g] for f in (*FACTORS, "all")) for g in FACTORS],
+        "effect": _nested(scores["effect"]),
+        "share": _nested(scores["share"]),
+        "moved": _nested(scores["moved"]),
+        "reference": [_plain(v) for v in scores["reference"]],
+        "measured": (counts.sum(0) / (videos * frames)).min(axis=0).tolist(),
+        "interval": _bootstrap(sums, counts, floor, bootstrap, seed),
         "videos": videos,
         "frames": frames,
+    }
+    if floor is not None:
+        result["floor"] = floor
+        result["normalised_leakage"] = scores["normalised_leakage"]
+    return result
+
+
+def _scores(sums: np.ndarray, counts: np.ndarray, floor: float | None) -> dict:
+    """Matrices and scalars from the pooled sums and counts [5, 4] (rows: FACTORS, then 'all')."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts
+        reference, moved = mean[-1], mean[:-1]
+        effect = moved / reference[None, :]
+        share = effect / effect.sum(axis=1, keepdims=True)
+    leakage = float(1 - np.mean(np.diag(share)))
+    out = {
+        "leakage": leakage,
+        "control": float(np.mean(np.diag(effect))),
+        "effect": effect,
+        "share": share,
+        "moved": moved,
+        "reference": reference,
+    }
+    if floor is not None:
+        out["normalised_leakage"] = (leakage - floor) / (0.75 - floor)
+    return out
+
+
+def _bootstrap(sums: np.ndarray, counts: np.ndarray, floor: float | None, resamples: int, seed: int) -> dict:
+    """95% percentile intervals of the scalars over videos drawn with replacement ([V, 5, 4] inputs)."""
+    if resamples < 1:
+        return {}
+    videos = len(sums)
+    rng = np.random.default_rng([seed, 95])
+    draws = rng.integers(videos, size=(resamples, videos))
+    weights = np.stack([np.bincount(row, minlength=videos) for row in draws]).astype(np.float64)
+    pooled_sums = (weights @ sums.reshape(videos, -1)).reshape(resamples, *sums.shape[1:])
+    pooled_counts = (weights @ counts.reshape(videos, -1)).reshape(resamples, *counts.shape[1:])
+    names = ("leakage", "control", *(("normalised_leakage",) if floor is not None else ()))
+    values = {name: [] for name in names}
+    for s, c in zip(pooled_sums, pooled_counts, strict=True):
+        scores = _scores(s, c, floor)
+        for name in names:
+            values[name].append(scores[name])
+    return {
+        name: [_plain(v) for v in np.nanpercentile(np.array(v), [2.5, 97.5])]
+        if not np.isnan(v).all()
+        else None
+        for name, v in values.items()
     }
 
 
@@ -186,6 +234,8 @@ def plot_leakage(result: Mapping, path: str | Path, title: str = "") -> Path:
     axes.set_xlabel("factor measured")
     axes.set_ylabel("latent changed")
     scores = f"leakage {result['leakage']:.3f} (0: diagonal), control {result['control']:.2f}"
+    if result.get("normalised_leakage") is not None:
+        scores += f"\nnormalised by the floor {result['floor']:.2f}: {result['normalised_leakage']:.2f}"
     axes.set_title(f"{title}\n{scores}" if title else scores, fontsize=9)
     figure.colorbar(image, ax=axes, label="share of the change (effect in brackets)")
     figure.tight_layout()

@@ -46,12 +46,19 @@ WIDTHS = (24, 48, 96, 160)  # channels at 32², 16², 8², 4²
 
 
 class FactorProbe(nn.Module):
-    """Frames [N, 3, H, W] in [-1, 1] -> {factor: standardised predictions [N, len(FACTOR_NAMES[factor])]}."""
+    """Frames [N, 3, H, W] in [-1, 1] -> {factor: standardised predictions [N, len(FACTOR_NAMES[factor])]}.
 
-    def __init__(self) -> None:
+    `widths`: channels at 32², 16², 8², 4² (the evaluation probes' are WIDTHS; a training teacher
+    has its own, so the judge is never the network a loss was computed in).
+    """
+
+    def __init__(self, widths: tuple[int, ...] = WIDTHS) -> None:
         super().__init__()
+        if len(widths) != 4 or any(int(w) < 1 for w in widths):
+            raise ValueError(f"widths={widths!r} must be four positive channel counts (32², 16², 8², 4²)")
+        self.widths = tuple(int(w) for w in widths)
         layers, channels = [], 3
-        for i, width in enumerate(WIDTHS):
+        for i, width in enumerate(self.widths):
             layers += [nn.Conv2d(channels, width, 3, 2, 1), nn.SiLU()]
             if i > 0:  # a second convolution where it is cheap: 16² and below
                 layers += [nn.Conv2d(width, width, 3, 1, 1), nn.SiLU()]
@@ -78,6 +85,24 @@ class FactorProbe(nn.Module):
         """Predictions in the factors' own units (radians, [0, 1] attributes ...), per factor [N, D]."""
         scaled = torch.cat(list(self(frames).values()), dim=1) * self.std + self.mean
         return dict(zip(FACTORS, scaled.split(list(SIZES.values()), dim=1), strict=True))
+
+
+def readable_columns(probe: FactorProbe, min_r2: float = 0.5) -> dict[str, list[int]]:
+    """Per factor, the outputs the probe reads (validation R² >= min_r2 when it was trained).
+
+    The others are near-constant guesses whose noise would only dilute a factor's movement.
+    """
+    r2 = getattr(probe, "validation_r2", {}).get("values", {})
+    columns = {}
+    for factor, names in synthetic.FACTOR_NAMES.items():
+        keep = [i for i, name in enumerate(names) if r2.get(f"{factor}.{name}", 1.0) >= min_r2]
+        if not keep:
+            raise ValueError(
+                f"the probe reads no {factor} value with validation R² >= {min_r2}: lower min_r2, or"
+                " retrain it (stylevid train-probes)"
+            )
+        columns[factor] = keep
+    return columns
 
 
 def targets(factors: synthetic.VideoFactors, frame: int = 0) -> np.ndarray:
@@ -134,8 +159,9 @@ def train_probes(
     workers: int = 2,
     progress: bool = True,
     floor_videos: int = 64,
+    widths: tuple[int, ...] = WIDTHS,
 ) -> dict:
-    """Train a FactorProbe on rendered frames, write it to `out` (.safetensors); returns the scores.
+    """Train a FactorProbe of `widths` on rendered frames, write it to `out` (.safetensors); returns scores.
 
     Scores: R² on `validation` frames rendered from another seed, per factor value and per factor (mean),
     and the leakage floor (leakage_floor with `floor_videos` videos).
@@ -144,7 +170,7 @@ def train_probes(
     torch.manual_seed(seed)
     train_x, train_y = render_frames(frames, seed, workers, progress)
     val_x, val_y = render_frames(validation, seed + 1, workers, progress)
-    probe = FactorProbe()
+    probe = FactorProbe(widths)
     probe.mean.copy_(torch.from_numpy(train_y.mean(0)))
     probe.std.copy_(torch.from_numpy(train_y.std(0)).clamp_min(1e-6))
     target = (torch.from_numpy(train_y) - probe.mean) / probe.std
@@ -177,13 +203,15 @@ def train_probes(
     config = {
         "probe": {
             "resolution": PROBE_RESOLUTION,
-            "widths": list(WIDTHS),
+            "widths": list(probe.widths),
             "factor_names": synthetic.FACTOR_NAMES,
         }
     }
     probe.validation_r2 = scores
     floor = leakage_floor(probe, seed=seed + 2, videos=floor_videos)
-    settings = dict(frames=frames, validation=validation, epochs=epochs, batch=batch, seed=seed)
+    settings = dict(
+        frames=frames, validation=validation, epochs=epochs, batch=batch, seed=seed, widths=list(probe.widths)
+    )
     metadata = {
         "settings": settings,
         "validation_r2": scores,
@@ -254,7 +282,7 @@ def load_probes(path: str | Path | None = None, device: str | torch.device = "cp
             f"{path} holds probes for factors {names}, but this stylevid's synthetic dataset has"
             f" {synthetic.FACTOR_NAMES}: retrain them with `{_train_command(path)}`"
         )
-    probe = FactorProbe().to(device)
+    probe = FactorProbe(tuple(ckpt.config["probe"].get("widths", WIDTHS))).to(device)
     checkpoint.load_module_state(probe, ckpt.tensors["probe"], "probe")
     probe.weights_sha256 = file_sha256(path)
     probe.validation_r2 = ckpt.metadata.get("validation_r2", {})
@@ -313,7 +341,14 @@ def _train_command(path: Path) -> str:
 
 def _train_probes(args: argparse.Namespace) -> int:
     scores = train_probes(
-        args.out, args.frames, args.validation, args.epochs, args.batch, args.seed, args.workers
+        args.out,
+        args.frames,
+        args.validation,
+        args.epochs,
+        args.batch,
+        args.seed,
+        args.workers,
+        widths=args.widths,
     )
     print(f"wrote {args.out} (sha256 {file_sha256(args.out)})")
     for factor, r2 in scores["factors"].items():
@@ -354,5 +389,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     parser.add_argument("--batch", type=options.positive_int, default=64)
     parser.add_argument("--seed", type=options.non_negative_int, default=0)
     parser.add_argument("--workers", type=options.positive_int, default=2, help="rendering processes")
+    parser.add_argument(
+        "--widths",
+        type=options.int_list(4),
+        default=WIDTHS,
+        help="channels at 32², 16², 8², 4², comma-separated (default: the evaluation probes' %(default)s)",
+    )
     parser.set_defaults(out=DEFAULT_OUT, run=_train_probes)
     return parser

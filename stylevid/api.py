@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from stylevid import checkpoint
+from stylevid import builtin, checkpoint
 from stylevid.codes import Codes
 from stylevid.config import TRAJECTORY_FACTORS, ModelConfig
 from stylevid.networks import Generator
@@ -85,7 +85,8 @@ class VideoGenerator:
 
     @torch.no_grad()
     def render_layers(self, codes: Codes, t) -> dict[str, torch.Tensor]:
-        """Frames and parts: foreground [N, T, 3, R, R], alpha [N, T, 1, R, R], background [N, 3, R, R].
+        """Frames and parts: foreground [N, T, 3, R, R], alpha [N, T, 1, R, R], background [N, 3, R, R];
+        with shading also the painted surface [N, T, 6, R, R] (albedo, normal).
 
         Also the styles the frames were made with: pose and lighting [N, T, w_dim].
         """
@@ -124,7 +125,11 @@ def _check_coverage(codes: Codes, t: torch.Tensor) -> None:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator:
-    """A VideoGenerator from a stylevid checkpoint (.safetensors): its 'G_ema', else 'G' with a warning."""
+    """A VideoGenerator from a stylevid checkpoint (.safetensors) or a built-in ('builtin:synth64').
+
+    Loads the checkpoint's 'G_ema', else 'G' with a warning.
+    """
+    path = builtin.resolve(path)
     ckpt = checkpoint.load_checkpoint(path)
     if "model" not in ckpt.config:
         raise checkpoint.CheckpointError(

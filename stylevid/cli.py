@@ -136,7 +136,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--network", required=True, help="checkpoint (.safetensors) written by stylevid")
+    p.add_argument(
+        "--network",
+        required=True,
+        help="checkpoint (.safetensors) written by stylevid, or a built-in model: builtin:synth64",
+    )
     p.add_argument("--frames", type=options.positive_int, default=64, help="frames per video (default 64)")
     p.add_argument("--fps", type=options.frame_rate, default=25.0)
     p.add_argument("--psi", type=options.truncation, default=1.0, help="truncation of every factor (1: none)")

@@ -43,6 +43,12 @@ class GeneratorConfig:
     channel_max: int = 256
     background_ratio: float = 0.5  # background branch channels relative to the foreground's
     conv_clamp: float | None = None
+    # The lighting prior (networks/shading.py): the foreground paints albedo and normals, styled by
+    # identity and pose only, and the lighting code sets the light that shades them.
+    shading: bool = False
+    # The pose prior (networks/pose_warp.py): one canonical face per video, styled by identity (and
+    # lighting without shading), turned per frame by the pose code.
+    pose_warp: bool = False
 
     def __post_init__(self) -> None:
         _power_of_two("generator.resolution", self.resolution, 8, 1024)

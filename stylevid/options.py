@@ -147,3 +147,18 @@ def comma_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError(f"{text!r} names nothing; pass comma-separated names like a,b")
     return names
+
+
+def int_list(count: int) -> Callable[[str], tuple[int, ...]]:
+    """A validator of `count` comma-separated positive whole numbers, e.g. '16,32,64,128'."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        parts = [part.strip() for part in text.split(",")]
+        if len(parts) != count:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has {len(parts)} values; pass {count} comma-separated whole numbers"
+            )
+        return tuple(positive_int(part) for part in parts)
+
+    parse.__name__ = f"int_list_{count}"
+    return parse

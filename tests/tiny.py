@@ -3,7 +3,7 @@
 import torch
 
 from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
-from stylevid.training.config import AugmentConfig, LossWeights, TrainConfig
+from stylevid.training.config import AugmentConfig, Disentangle, LossWeights, TrainConfig
 
 
 def tiny_config(resolution: int = 16) -> ModelConfig:
@@ -56,7 +56,7 @@ class ClipsInMemory(torch.utils.data.Dataset):
 
 
 def tiny_training(**overrides) -> TrainConfig:
-    """A few-second training configuration on the 16² tiny model."""
+    """A few-second training configuration on the 16² tiny model, every loss term on."""
     settings = dict(
         model=tiny_config(),
         batch=4,
@@ -65,7 +65,9 @@ def tiny_training(**overrides) -> TrainConfig:
         tick_kimg=0.008,
         snapshot_ticks=1,
         r1_interval=2,
-        loss=LossWeights(r1_gamma=1.0),
+        # Every term runs: the teacher's pair terms from the first step, and the learned head's.
+        loss=LossWeights(r1_gamma=1.0, identity=1.0, recovery=1.0, swap=1.0),
+        disentangle=Disentangle(start_kimg=0.0, ramp_kimg=0.008),
         augment=AugmentConfig(enabled=True, interval=1),
     )
     settings.update(overrides)

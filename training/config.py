@@ -10,12 +10,55 @@ from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, p
 
 @dataclass
 class LossWeights:
-    """Weights of the loss terms; 0 switches a term off (it is then neither computed nor logged)."""
+    """Weights of the loss terms; 0 switches a term off (it is then neither computed nor logged).
+
+    identity, recovery and swap read the frames with a factor head learned alongside G (InfoGAN's Q,
+    training/heads.py): off by default, kept for the ablation (benchmarks/disentangle.py). The
+    disentanglement terms that train by default are the teacher's (Disentangle).
+    """
 
     r1_gamma: float = 1.0  # R1 penalty on real clips, applied lazily
-    identity: float = 1.0  # contrastive: frames of one video share an identity embedding
-    recovery: float = 1.0  # a head recovers each factor's code from the frames (InfoGAN-style)
-    swap: float = 1.0  # swapping one factor leaves the head's reading of the others unchanged
+    identity: float = 0.0  # learned head, contrastive: frames of one video share an identity embedding
+    recovery: float = 0.0  # learned head recovers each factor's code from the frames (InfoGAN-style)
+    swap: float = 0.0  # swapping one factor leaves the learned head's reading of the others unchanged
+
+
+@dataclass
+class Disentangle:
+    """The pair terms, computed in a frozen teacher's space (training/teachers.py, training/pairs.py).
+
+    The G batch holds pairs of clips that share all latents but one. keep: the factors a pair did
+    not change must not move (squared, in spreads of real data); move: the changed one must move by
+    at least `margin` spreads; contrast: InfoNCE over the teacher's identity readings, positives
+    the same identity code in other scenes. Weights ramp linearly from 0 at start_kimg to full at
+    start_kimg + ramp_kimg, once the GAN has begun to draw something.
+    """
+
+    teacher: str = "synthetic"  # 'synthetic' (renderer-trained probe), 'faces' (real faces), 'none'
+    keep: float = 3.0
+    move: float = 1.0
+    contrast: float = 0.5
+    margin: float = 0.6
+    start_kimg: float = 0.3
+    ramp_kimg: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.teacher not in ("synthetic", "faces", "none"):
+            raise ValueError(f"teacher={self.teacher!r} must be 'synthetic', 'faces' or 'none'")
+        for name in ("keep", "move", "contrast", "margin", "start_kimg", "ramp_kimg"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"disentangle.{name}={getattr(self, name)} must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        """Whether any pair term trains (a teacher and a positive weight)."""
+        return self.teacher != "none" and (self.keep > 0 or self.move > 0 or self.contrast > 0)
+
+    def ramp(self, kimg: float) -> float:
+        """The weights' factor at `kimg`: 0 before start_kimg, 1 after the ramp."""
+        if self.ramp_kimg == 0:
+            return float(kimg >= self.start_kimg)
+        return min(max((kimg - self.start_kimg) / self.ramp_kimg, 0.0), 1.0)
 
 
 @dataclass
@@ -45,6 +88,7 @@ class TrainConfig:
     ema_kimg: float = 10.0  # half-life of the generator EMA, in thousands of clips
     ema_rampup: float | None = 0.05  # EMA half-life at most this fraction of the clips seen
     loss: LossWeights = field(default_factory=LossWeights)
+    disentangle: Disentangle = field(default_factory=Disentangle)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     kimg: float = 1000.0  # length of training, in thousands of real clips shown to D
     tick_kimg: float = 4.0  # progress report interval
@@ -72,6 +116,11 @@ class TrainConfig:
             raise ValueError(f"r1_gamma={self.loss.r1_gamma} must be >= 0 (0 switches R1 off)")
         if self.r1_interval < 1 or self.snapshot_ticks < 1:
             raise ValueError("r1_interval and snapshot_ticks must be at least 1")
+        if self.disentangle.active and self.batch % 2:
+            raise ValueError(
+                f"batch={self.batch} must be even: the teacher terms train on pairs of clips; use an even"
+                " batch or disentangle.teacher='none'"
+            )
 
     def with_changes(self, **changes) -> tuple[TrainConfig, dict[str, list]]:
         """A copy with RESUMABLE settings changed (None: keep), and {name: [old, new]} of the changed ones."""
@@ -103,13 +152,15 @@ class TrainConfig:
         model = ModelConfig.from_dict(data.pop("model"))
         loss = LossWeights(**data.pop("loss", {}))
         augment = AugmentConfig(**data.pop("augment", {}))
+        # Runs from before the teachers trained with the learned head's terms alone.
+        disentangle = Disentangle(**data.pop("disentangle", {"teacher": "none"}))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}")
         if "betas" in data:
             data["betas"] = tuple(data["betas"])
-        return cls(model=model, loss=loss, augment=augment, **data)
+        return cls(model=model, loss=loss, augment=augment, disentangle=disentangle, **data)
 
 
 def _synth64() -> TrainConfig:
@@ -124,6 +175,8 @@ def _synth64() -> TrainConfig:
             motion_layers=2,
             channel_base=1024,
             channel_max=64,
+            shading=True,
+            pose_warp=True,
         ),
         DiscriminatorConfig(resolution=64, frames=3, fuse_resolution=16, channel_base=1024, channel_max=64),
     )
@@ -153,6 +206,8 @@ def _ffs256() -> TrainConfig:
         ema_kimg=20.0,
         kimg=25000.0,
         loss=LossWeights(r1_gamma=1.0),
+        # Real faces: the teacher is made of networks others trained (training/face_teacher.py).
+        disentangle=Disentangle(teacher="faces"),
         augment=AugmentConfig(enabled=True, target=0.6),
     )
 

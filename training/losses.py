@@ -79,3 +79,62 @@ def swap_consistency(
     """Per clip [N]: how far the head's reading of the factors that were NOT swapped moved."""
     kept = [f for f in FACTORS if f != swapped]
     return sum((after[f] - before[f].detach()).square().flatten(1).mean(dim=1) for f in kept) / len(kept)
+
+
+def pair_distances(
+    teacher, base: dict[str, torch.Tensor], variant: dict[str, torch.Tensor], spread: dict[str, float]
+) -> dict[str, torch.Tensor]:
+    """Per factor, per pair [P]: the teacher's distance between base and variant frames, in spreads.
+
+    base/variant: readings {factor: [P, K, D]} of the pairs' K frames at the same times; the distance
+    is averaged over the frames the teacher measured in both (NaN when none).
+    """
+    out = {}
+    for f in FACTORS:
+        p, k = base[f].shape[:2]
+        d = teacher.distance(f, base[f].flatten(0, 1), variant[f].flatten(0, 1)).reshape(p, k)
+        out[f] = d.nanmean(dim=1) / spread[f]
+    return out
+
+
+def teacher_keep(distances: dict[str, torch.Tensor], changed: list[str]) -> torch.Tensor:
+    """Per pair [P]: mean squared movement (in spreads) of the factors pair i did NOT change."""
+    rows = []
+    for i, factor in enumerate(changed):
+        kept = torch.stack([distances[g][i] for g in FACTORS if g != factor])
+        rows.append(_nan_to_zero(kept.square()).sum() / (~kept.isnan()).sum().clamp_min(1))
+    return torch.stack(rows)
+
+
+def teacher_move(distances: dict[str, torch.Tensor], changed: list[str], margin: float) -> torch.Tensor:
+    """Per pair [P]: squared shortfall of the changed factor's movement below `margin` spreads."""
+    moved = torch.stack([distances[f][i] for i, f in enumerate(changed)])
+    return _nan_to_zero((margin - moved).clamp_min(0).square())
+
+
+def teacher_contrast(
+    embeddings: torch.Tensor, keys: torch.Tensor, spread: float, temperature: float = 0.25
+) -> torch.Tensor:
+    """Supervised InfoNCE in the teacher's identity space, per clip [N] of the whole batch.
+
+    embeddings [N, D]: each clip's identity reading (mean over its frames); keys [N]: which identity
+    each clip shows. A clip's positives are the other clips with its key (the same identity code
+    under another pose, light or background); every other clip is a negative (those of a pair that
+    changed identity differ from their base in identity only). Logits: -squared distance /
+    (spread² * temperature). A clip without a positive or without a measured identity has loss 0.
+    """
+    valid = ~embeddings.isnan().any(dim=1)
+    e = torch.where(valid[:, None], embeddings, torch.zeros_like(embeddings))
+    logits = -(e[:, None] - e[None, :]).square().sum(dim=-1) / (spread**2 * temperature)
+    eye = torch.eye(len(e), dtype=torch.bool, device=e.device)
+    mask = ~eye & valid[None, :] & valid[:, None]
+    logits = logits.masked_fill(~mask, float("-inf"))
+    positive = (keys[:, None] == keys[None, :]) & mask
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    count = positive.sum(dim=1)
+    total = -torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
+
+
+def _nan_to_zero(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x.isnan(), torch.zeros_like(x), x)

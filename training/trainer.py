@@ -24,7 +24,7 @@ from stylevid.data.clip_times import sample_clip_batch
 from stylevid.networks import Generator, TemporalDiscriminator
 from stylevid.networks.layers import full_precision
 from stylevid.options import UsageError
-from stylevid.training import losses
+from stylevid.training import losses, pairs
 from stylevid.training.augment import AdaptiveProbability, augment_clips
 from stylevid.training.config import TrainConfig
 from stylevid.training.distributed import ProcessGroup
@@ -32,6 +32,7 @@ from stylevid.training.heads import FactorHead
 from stylevid.training.loader import EpochItems, StepBatches
 from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_tensors
 from stylevid.training.run_folder import LATEST, STATS, keep_ticks_up_to, read_latest
+from stylevid.training.teachers import load_teacher, teacher_spread
 
 
 class NonFiniteLoss(RuntimeError):
@@ -82,18 +83,35 @@ class Trainer:
             torch.manual_seed(config.seed)  # every process starts from the same weights
             self.G = Generator(config.model.generator).to(device)
             self.D = TemporalDiscriminator(config.model.discriminator).to(device)
-            model = config.model
-            self.Q = FactorHead(
-                model.generator.resolution, model.generator.w_dim, model.discriminator.channels
-            ).to(device)
+            model, w = config.model, config.loss
+            # The learned head exists only where a term reads it (the ablation's variant).
+            self.Q = (
+                FactorHead(
+                    model.generator.resolution, model.generator.w_dim, model.discriminator.channels
+                ).to(device)
+                if w.identity or w.recovery or w.swap
+                else None
+            )
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         k = config.model.discriminator.frames
         self.frames_per_clip = k
-        self.opt_G = torch.optim.Adam([*self.G.parameters(), *self.Q.parameters()], eps=1e-8)
+        self.teacher, self.spread = None, None
+        if config.disentangle.active:
+            if (config.batch // self.process.world) % 2:
+                raise ValueError(
+                    f"batch={config.batch} over {self.process.world} processes leaves an odd number of"
+                    " clips per process; pairs must not straddle processes: use a batch divisible by"
+                    f" {2 * self.process.world}"
+                )
+            # The spread is measured on the CPU, once: no device sync, and the same on every device.
+            teacher = load_teacher(config.disentangle.teacher, "cpu")
+            self.spread = teacher_spread(teacher, _spread_frames(dataset))
+            self.teacher = teacher.to(device)
+        self.opt_G = torch.optim.Adam([p for m in self._trained_with_G() for p in m.parameters()], eps=1e-8)
         self.opt_D = torch.optim.Adam(self.D.parameters(), eps=1e-8)
         self._set_hyperparameters()
         self.phases = [
-            Phase("G", self._generator_loss, [self.G, self.Q], self.opt_G),
+            Phase("G", self._generator_loss, self._trained_with_G(), self.opt_G),
             Phase("D", self._discriminator_loss, [self.D], self.opt_D),
         ]
         if config.loss.r1_gamma > 0:
@@ -114,6 +132,14 @@ class Trainer:
         self._real: tuple | None = None
         self._tick_started = (time.monotonic(), 0)
         self._purge_step: int | None = None
+
+    def _trained_with_G(self) -> list[nn.Module]:
+        return [self.G] if self.Q is None else [self.G, self.Q]
+
+    def _networks(self) -> dict[str, nn.Module]:
+        """The networks a snapshot holds (the frozen teacher is the package's, not the run's)."""
+        nets = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+        return nets if self.Q is None else {**nets, "Q": self.Q}
 
     def _set_hyperparameters(self) -> None:
         """Learning rates and betas from the config (also after loading optimizer state at resume)."""
@@ -155,16 +181,21 @@ class Trainer:
 
     # ---- losses (each returns this process's share of the global mean) -------------------
 
-    def _sample_fake(self, rng: np.random.Generator) -> tuple[Codes, torch.Tensor]:
+    def _sample_fake(
+        self, rng: np.random.Generator, changed: list[str] | None = None
+    ) -> tuple[Codes, torch.Tensor]:
         """Codes of the whole global batch and this process's clip times [b, K].
 
         Times come from the loader's sampler over videos of cfg.video_frames frames: the same gap
-        distribution as real clips, and starts anywhere G will be asked to render.
+        distribution as real clips, and starts anywhere G will be asked to render. With `changed`
+        (one factor per pair) the batch is a paired batch (training/pairs.py).
         """
         cfg, rows = self.cfg, self.process.rows(self.cfg.batch)
         times = sample_clip_batch(cfg.batch, cfg.video_frames, self.frames_per_clip, cfg.max_gap, rng)
         seed = int(rng.integers(2**31 - 1))
         codes = self.G.sample(cfg.batch, seed=seed, frames=int(times.max()) + 1)
+        if changed is not None:
+            codes, times = pairs.paired_codes(codes, changed), pairs.paired_times(times)
         t = torch.from_numpy(times[rows]).float().to(self.process.device)
         return codes, t
 
@@ -175,13 +206,22 @@ class Trainer:
 
     def _generator_loss(self, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
         cfg, rows, w = self.cfg, self.process.rows(self.cfg.batch), self.cfg.loss
-        codes_all, t = self._sample_fake(rng)
+        ramp = cfg.disentangle.ramp(self.nimg / 1000) if self.teacher is not None else 0.0
+        changed = pairs.changed_factors(cfg.batch // 2, self.step_index) if ramp > 0 else None
+        codes_all, t = self._sample_fake(rng, changed)
         codes = codes_all[rows]
         frames, parts = self.G(codes, t, layers=True)
-        per_clip = losses.gan_generator(self.D(self._augment(frames, generator), t))
+        if changed is None:
+            per_clip = losses.gan_generator(self.D(self._augment(frames, generator), t))
+        else:  # minibatch-std groups of unrelated clips, as in a real batch
+            order = pairs.discriminator_order(len(frames))
+            per_clip = losses.gan_generator(self.D(self._augment(frames[order], generator), t[order]))
         self._record("loss/G_adversarial", per_clip)
         self._track_means(codes, parts)
-        if w.recovery or w.identity or w.swap:
+        extra = 0.0
+        if changed is not None:
+            extra = self._pair_terms(frames, changed, ramp)
+        if self.Q is not None:
             predicted = self.Q(frames)
             targets = {
                 "identity": codes.identity,
@@ -206,7 +246,39 @@ class Trainer:
                 swap = losses.swap_consistency(predicted, self.Q(self.G(swapped, t)), factor)
                 self._record("loss/swap", swap)
                 per_clip = per_clip + w.swap * swap
-        return per_clip.sum() / cfg.batch
+        return per_clip.sum() / cfg.batch + extra
+
+    def _pair_terms(self, frames: torch.Tensor, changed: list[str], ramp: float) -> torch.Tensor:
+        """The teacher terms of this process's pairs (frames [b, K, ...] interleaved), as a loss share."""
+        cfg, d = self.cfg, self.cfg.disentangle
+        rows = self.process.rows(cfg.batch)
+        local = changed[rows.start // 2 : rows.stop // 2]
+        b, k = frames.shape[:2]
+        readings = {f: r.reshape(b, k, -1) for f, r in self.teacher(frames.flatten(0, 1)).items()}
+        distances = losses.pair_distances(
+            self.teacher,
+            {f: r[0::2] for f, r in readings.items()},
+            {f: r[1::2] for f, r in readings.items()},
+            self.spread,
+        )
+        total = 0.0
+        if d.keep:
+            keep = losses.teacher_keep(distances, local).repeat_interleave(2)
+            self._record("loss/keep", keep)
+            total = total + d.keep * ramp * keep.sum() / cfg.batch
+        if d.move:
+            move = losses.teacher_move(distances, local, d.margin).repeat_interleave(2)
+            self._record("loss/move", move)
+            total = total + d.move * ramp * move.sum() / cfg.batch
+        if d.contrast:
+            # Over the global batch: each process adds the whole loss, its gradient reaching this
+            # process's clips only (gather), so the sum over processes is the one-process gradient.
+            embeddings = self.process.gather(readings["identity"].nanmean(dim=1))
+            keys = pairs.identity_keys(changed).to(frames.device)
+            contrast = losses.teacher_contrast(embeddings, keys, self.spread["identity"])
+            self._record("loss/contrast", contrast[rows])
+            total = total + d.contrast * ramp * contrast.sum() / cfg.batch
+        return total
 
     def _discriminator_loss(self, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
         cfg = self.cfg
@@ -385,7 +457,7 @@ class Trainer:
 
     def _nonfinite_weights(self) -> bool:
         """Whether any weight or buffer of the networks is NaN or infinite (one host read)."""
-        tensors = [t for m in (self.G, self.G_ema, self.D, self.Q) for t in m.state_dict().values()]
+        tensors = [t for m in self._networks().values() for t in m.state_dict().values()]
         return bool(torch.stack([~torch.isfinite(t).all() for t in tensors if t.is_floating_point()]).any())
 
     def snapshot(self) -> Path | None:
@@ -406,7 +478,7 @@ class Trainer:
         info = {"step": self.step_index, "kimg": self.nimg / 1000, "tick": self.tick_index, "nimg": self.nimg}
         weights = checkpoint.save_checkpoint(
             self.run_dir / f"{name}.safetensors",
-            {"G": self.G, "G_ema": self.G_ema, "D": self.D, "Q": self.Q},
+            self._networks(),
             config,
             info,
         )
@@ -480,9 +552,9 @@ class Trainer:
             changed["data"] = [saved, given]
         trainer = cls(config, dataset, run_dir, process, workers, state.metadata.get("preset"))
         device = trainer.process.device
-        for name in ("G", "G_ema", "D", "Q"):
-            checkpoint.load_module_state(getattr(trainer, name), weights.tensors[name], name)
-            getattr(trainer, name).to(device)
+        for name, module in trainer._networks().items():
+            checkpoint.load_module_state(module, weights.tensors[name], name)
+            module.to(device)
         for key, opt in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
             optimizer_from_tensors(opt, state.tensors.get(key, {}), state.config["optimizers"][key])
         trainer._set_hyperparameters()  # the loaded state carries the old learning rates
@@ -532,6 +604,14 @@ class Trainer:
                     last = self.snapshot() or last
         bar.close()
         return last
+
+
+def _spread_frames(dataset, clips: int = 64) -> torch.Tensor:
+    """The first frame of up to `clips` clips spread over the dataset [M, 3, R, R]: the teacher's spread."""
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(clips, len(dataset))).round().astype(int))
+    if len(picks) < 2:
+        raise ValueError(f"the teacher's spread needs at least 2 clips; the dataset has {len(dataset)}")
+    return torch.stack([dataset[int(i)]["frames"][0] for i in picks]).cpu()
 
 
 def _peak_memory_mib(device: torch.device) -> float:

@@ -12,6 +12,8 @@ from stylevid.codes import Codes, Trajectory
 from stylevid.config import FACTORS, TRAJECTORY_FACTORS, GeneratorConfig
 from stylevid.networks.layers import SynthesisNetwork
 from stylevid.networks.mapping import Mapping, MotionMapping
+from stylevid.networks.pose_warp import PoseWarp
+from stylevid.networks.shading import SURFACE_CHANNELS, LambertianShading
 from stylevid.shapes import assert_shape
 
 # Each factor draws its random numbers from its own stream, so asking for a longer video (more
@@ -24,6 +26,8 @@ class Generator(nn.Module):
 
     frame = alpha * foreground + (1 - alpha) * background, where the foreground is styled by
     identity + pose(t) + lighting(t) and the background only by the background code, once per video.
+    With config.shading the foreground is styled by identity + pose(t) alone and lit by lighting(t)
+    (networks/shading.py).
     """
 
     def __init__(self, config: GeneratorConfig):
@@ -37,7 +41,13 @@ class Generator(nn.Module):
         self.lighting = MotionMapping(
             c.z_dim, c.motion_dim, c.w_dim, c.motion_layers, c.anchor_spacing, c.time_freqs
         )
-        self.foreground_synthesis = SynthesisNetwork(3 * c.w_dim, c.resolution, c.channels, 4, c.conv_clamp)
+        styled_by = 3 - int(c.shading) - int(c.pose_warp)
+        painted = SURFACE_CHANNELS if c.shading else 3
+        self.foreground_synthesis = SynthesisNetwork(
+            styled_by * c.w_dim, c.resolution, c.channels, painted + 1, c.conv_clamp
+        )
+        self.shading = LambertianShading(c.w_dim) if c.shading else None
+        self.pose_warp = PoseWarp(c.w_dim, c.resolution) if c.pose_warp else None
         self.background_synthesis = SynthesisNetwork(
             c.w_dim, c.resolution, lambda r: c.channels(r, c.background_ratio), 3, c.conv_clamp
         )
@@ -100,16 +110,36 @@ class Generator(nn.Module):
         pose = self.trajectory_styles("pose", codes.pose, t)
         lighting = self.trajectory_styles("lighting", codes.lighting, t)
         background = self.background_synthesis(codes.background)  # once per video
-        identity = codes.identity[:, None, :].expand(-1, steps, -1)
-        styles = torch.cat([identity, pose, lighting], dim=-1).reshape(n * steps, -1)
-        fg = self.foreground_synthesis(styles)
-        fg = fg.reshape(n, steps, *fg.shape[1:])
-        rgb, alpha = fg[:, :, :3], torch.sigmoid(fg[:, :, 3:])
-        frames = torch.lerp(background[:, None], rgb, alpha)
+        fg = self._foreground(codes.identity, pose, lighting)  # [N * T, C + 1, R, R]
+        painted, alpha = fg[:, :-1], torch.sigmoid(fg[:, -1:])
+        parts = {}
+        if self.shading is not None:
+            parts["surface"] = painted.reshape(n, steps, *painted.shape[1:])
+            painted = self.shading(painted, lighting.reshape(n * steps, -1))
+        rgb = painted.reshape(n, steps, *painted.shape[1:])
+        alpha = alpha.reshape(n, steps, *alpha.shape[1:])
+        frames = torch.lerp(background[:, None], rgb.to(background.dtype), alpha.to(background.dtype))
         if layers:
-            parts = {"foreground": rgb, "alpha": alpha, "background": background}
+            parts.update({"foreground": rgb, "alpha": alpha, "background": background})
             return frames, {**parts, "pose": pose, "lighting": lighting}
         return frames
+
+    def _foreground(self, identity: torch.Tensor, pose: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
+        """The foreground layers of every frame [N * T, C + 1, R, R]: painted channels, then alpha's logit."""
+        n, steps = pose.shape[:2]
+        per_frame = [
+            s for s, used in ((pose, self.pose_warp is None), (lighting, self.shading is None)) if used
+        ]
+        if per_frame:
+            styles = torch.cat([identity[:, None].expand(-1, steps, -1), *per_frame], dim=-1)
+            fg = self.foreground_synthesis(styles.reshape(n * steps, -1))
+        else:  # styled by identity alone: painted once per video, like the background
+            fg = self.foreground_synthesis(identity)
+            fg = fg[:, None].expand(-1, steps, -1, -1, -1).reshape(n * steps, *fg.shape[1:])
+        if self.pose_warp is not None:
+            normals = slice(3, 6) if self.shading is not None else None
+            fg = self.pose_warp(fg, pose.reshape(n * steps, -1), normals)
+        return fg
 
 
 def _per_factor_psi(psi) -> dict[str, float]:

@@ -84,7 +84,7 @@ def test_gradients_reach_every_parameter(config):
 def _alpha_bias(gen: Generator, value: float) -> None:
     """Push the alpha logit of the last layer so alpha is ~1 (value > 0) or ~0 (value < 0)."""
     with torch.no_grad():
-        gen.foreground_synthesis.blocks[-1].to_image.bias[3] = value
+        gen.foreground_synthesis.blocks[-1].to_image.bias[-1] = value  # alpha: the last channel
 
 
 def test_background_never_reaches_the_foreground_parts(video_generator):
@@ -229,3 +229,112 @@ def test_both_heads_group_consecutive_clips_so_a_split_batch_keeps_its_groups(co
     part = disc(frames[:group], t[:group])
     for name in ("video", "frames"):
         torch.testing.assert_close(part[name], whole[name][:group])
+
+
+@pytest.fixture
+def shaded(config):
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = dataclasses.replace(config, generator=dataclasses.replace(config.generator, shading=True))
+    return VideoGenerator(Generator(model.generator), model)
+
+
+def test_with_shading_the_lighting_code_reaches_the_frame_only_through_the_light(shaded):
+    codes = shaded.sample(2, seed=0, frames=5)
+    other = codes.replace(lighting=shaded.sample(2, seed=7, frames=5).lighting)
+    a, b = shaded.render_layers(codes, 5), shaded.render_layers(other, 5)
+    for part in ("surface", "alpha", "background"):
+        assert torch.equal(a[part], b[part]), part  # albedo, normals and the mask do not see the light
+    assert not torch.equal(a["foreground"], b["foreground"])
+    new_pose = codes.replace(pose=shaded.sample(2, seed=7, frames=5).pose)
+    assert not torch.equal(a["surface"], shaded.render_layers(new_pose, 5)["surface"])
+
+
+def test_lambertian_shading_matches_a_per_pixel_loop():
+    from stylevid.networks.shading import LambertianShading
+
+    torch.manual_seed(1)
+    shading = LambertianShading(8)
+    surface, w = torch.randn(2, 6, 3, 3), torch.randn(2, 8)
+    out = shading(surface, w)
+    p = shading.light.weight @ w.T / 8**0.5  # the layer's own affine map, by hand (bias 0)
+    p = p.T + shading.light.bias
+    for n in range(2):
+        direction = p[n, :3] + torch.tensor([0.0, 0.0, 1.0])
+        direction = direction / direction.norm()
+        key, ambient = torch.log1p(p[n, 3].exp()), torch.log1p(p[n, 4].exp())
+        colour = torch.exp(0.25 * torch.tanh(p[n, 5:8]))
+        for y in range(3):
+            for x in range(3):
+                normal = surface[n, 3:, y, x] + torch.tensor([0.0, 0.0, 1.0])
+                normal = normal / normal.norm()
+                light = ambient + key * max(float(normal @ direction), 0.0)
+                for c in range(3):
+                    albedo = (surface[n, c, y, x] + 1) / 2
+                    expected = albedo * colour[c] * light * 2 - 1
+                    assert float(out[n, c, y, x]) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_pose_rotation_matches_scipy():
+    from scipy.spatial.transform import Rotation
+
+    from stylevid.networks.pose_warp import rotation
+
+    angles = torch.tensor([[0.3, -0.2, 0.1], [-0.7, 0.4, -0.5]], dtype=torch.float64)
+    ours = rotation(angles).numpy()
+    for (yaw, pitch, roll), mine in zip(angles.tolist(), ours, strict=True):
+        expected = Rotation.from_euler("ZXY", [roll, pitch, yaw]).as_matrix()  # intrinsic: Rz Rx Ry
+        assert mine == pytest.approx(expected, abs=1e-12)
+
+
+def _warp_with(angles, resolution=8):
+    from stylevid.networks.pose_warp import ANGLE_SCALE, PoseWarp
+
+    warp = PoseWarp(4, resolution)
+    with torch.no_grad():
+        for layer in (warp.angles, warp.flow):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        warp.angles.bias.copy_(torch.tensor(angles) / ANGLE_SCALE / warp.angles.bias_gain)
+    return warp
+
+
+def test_the_pose_warp_is_exact_at_rest_and_a_roll_turns_the_image():
+    import math
+
+    layers = torch.randn(1, 5, 8, 8)
+    w = torch.zeros(1, 4)
+    rest = _warp_with([0.0, 0.0, 0.0])(layers, w)
+    torch.testing.assert_close(rest, layers, atol=1e-5, rtol=0)
+    turned = _warp_with([0.0, 0.0, math.pi / 2])(layers, w)
+    # A quarter turn maps pixel centres onto pixel centres: the image rotated, exactly.
+    candidates = [torch.rot90(layers, k, dims=(2, 3)) for k in (1, 3)]
+    assert min(float((turned - c).abs().max().detach()) for c in candidates) < 1e-4
+
+
+def test_the_pose_warp_turns_normals_with_the_head():
+    import math
+
+    normals = torch.zeros(1, 3, 8, 8)
+    normals[:, 2] = 1.0  # every normal faces the camera
+    layers = torch.cat([torch.rand(1, 3, 8, 8), normals], dim=1)
+    out = _warp_with([0.4, 0.0, 0.0])(layers, torch.zeros(1, 4), normals=slice(3, 6))
+    expected = torch.tensor([math.sin(0.4), 0.0, math.cos(0.4)])  # Ry (0, 0, 1)
+    torch.testing.assert_close(out[0, 3:, 4, 4], expected, atol=1e-5, rtol=0)
+
+
+def test_with_the_pose_prior_the_face_is_painted_once_per_video(config):
+    import dataclasses
+
+    torch.manual_seed(0)
+    gen_config = dataclasses.replace(config.generator, shading=True, pose_warp=True)
+    gen = Generator(gen_config)
+    calls = []
+    gen.foreground_synthesis.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    codes = gen.sample(2, seed=0, frames=6)
+    frames = gen(codes, 6)
+    assert frames.shape == (2, 6, 3, 16, 16)
+    assert calls == [torch.Size([2, config.generator.w_dim])]  # identity only, one row per video
+    other = codes.replace(pose=gen.sample(2, seed=5, frames=6).pose)
+    assert not torch.equal(frames, gen(other, 6))

@@ -85,8 +85,15 @@ def test_leakage_is_appended_beside_the_checkpoint_with_hashes_and_a_heatmap(net
     assert len(lines) == 2
     record = json.loads(lines[-1])
     assert record["metric"] == "leakage"
-    assert record["value"] == record["results"]["leakage"]
-    assert 0 <= record["value"] <= 1
+    results = record["results"]
+    # The value is the leakage normalised by the evaluation probes' own floor (the renderer's).
+    assert results["floor"] == probes.load_probes().floor["leakage"]
+    assert record["value"] == pytest.approx(
+        (results["leakage"] - results["floor"]) / (0.75 - results["floor"])
+    )
+    assert 0 <= results["leakage"] <= 1
+    low, high = results["interval"]["leakage"]
+    assert low <= results["leakage"] <= high
     assert record["network_sha256"] == _sha(network)
     assert record["weights_sha256"] == {"factor-probes": _sha(SHIPPED)}
     assert len(record["results"]["share"]) == 4

@@ -138,3 +138,57 @@ def test_heatmap_is_written(video_generator, tmp_path):
     image = np.asarray(Image.open(path))
     assert image.shape[0] > 200 and image.shape[1] > 200
     assert image[..., :3].std() > 10  # a picture, not a blank canvas
+
+
+def _naive_bootstrap(video_generator, mixing, resamples, seed, floor):
+    """The bootstrap by hand: per video distances, videos redrawn, every matrix recomputed in loops."""
+    gen, readout = MixingGenerator(video_generator, mixing), PixelReadout()
+    videos, frames = 6, 3
+    times = torch.arange(frames, dtype=torch.float32) * 4
+    codes = gen.sample(2 * videos, seed=seed, frames=9)
+    base, other = codes[:videos], codes[videos:]
+    read = {
+        name: readout(gen.render(c, times).flatten(0, 1))
+        for name, c in {
+            "base": base,
+            **{f: base.with_factor(f, other) for f in FACTORS},
+            "all": other,
+        }.items()
+    }
+    per_video = {}
+    for change in (*FACTORS, "all"):
+        for g in FACTORS:
+            d = (read["base"][g] - read[change][g]).abs()[:, 0].reshape(videos, frames)
+            per_video[change, g] = d.double().sum(1).numpy()
+    rng = np.random.default_rng([seed, 95])
+    draws = rng.integers(videos, size=(resamples, videos))
+    values = []
+    for draw in draws:
+        mean = {key: v[draw].sum() / (frames * videos) for key, v in per_video.items()}
+        effect = [[mean[f, g] / mean["all", g] for g in FACTORS] for f in FACTORS]
+        diag = [effect[i][i] / sum(effect[i]) for i in range(4)]
+        leakage = 1 - sum(diag) / 4
+        values.append((leakage - floor) / (0.75 - floor))
+    return np.percentile(values, [2.5, 97.5])
+
+
+def test_bootstrap_interval_and_normalisation_match_a_naive_loop(video_generator):
+    gen = torch.Generator().manual_seed(3)
+    mixing = torch.eye(4) + 0.3 * torch.rand(4, 4, generator=gen)
+    result = _leakage(video_generator, mixing, floor=0.3, bootstrap=200)
+    assert result["normalised_leakage"] == pytest.approx((result["leakage"] - 0.3) / 0.45)
+    low, high = result["interval"]["normalised_leakage"]
+    assert low < result["normalised_leakage"] < high
+    expected = _naive_bootstrap(video_generator, mixing, 200, 0, 0.3)
+    assert [low, high] == pytest.approx(list(expected), abs=1e-9)
+    per_factor = result["control_per_factor"]
+    assert list(per_factor) == list(FACTORS)
+    assert np.mean(list(per_factor.values())) == pytest.approx(result["control"])
+
+
+def test_a_disentangled_generator_has_a_collapsed_interval_and_bad_floors_are_refused(video_generator):
+    result = _leakage(video_generator, torch.eye(4), floor=0.0, bootstrap=100)
+    assert result["interval"]["leakage"] == pytest.approx([0, 0], abs=1e-9)
+    assert result["normalised_leakage"] == pytest.approx(0, abs=1e-9)
+    with pytest.raises(ValueError, match="floor=0.8"):
+        _leakage(video_generator, torch.eye(4), floor=0.8)

@@ -20,6 +20,19 @@ from stylevid.training.config import AugmentConfig
 from stylevid.training.distributed import ProcessGroup
 from stylevid.training.trainer import NonFiniteLoss, Trainer
 
+TERMS = (
+    "G_adversarial",
+    "keep",
+    "move",
+    "contrast",
+    "recovery",
+    "identity",
+    "swap",
+    "D_real",
+    "D_fake",
+    "r1",
+)
+
 
 def _params(trainer):
     return {
@@ -41,7 +54,7 @@ def test_a_few_steps_move_every_network_with_finite_losses(clips, tmp_path):
         params = dict(getattr(trainer, name).named_parameters())
         frozen = [k for k, p in params.items() if torch.equal(before[name][k], p)]
         assert not frozen, f"{name} parameters never updated: {frozen}"
-    for term in ("G_adversarial", "recovery", "identity", "swap", "D_real", "D_fake", "r1"):
+    for term in TERMS:
         values = trainer.stats[f"loss/{term}"]
         assert values and all(torch.isfinite(torch.tensor(values))), term
 
@@ -227,7 +240,7 @@ def test_training_logs_every_term_and_writes_snapshots(clips, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert len(records) == 2 and records[-1]["kimg"] == pytest.approx(0.016)
     names = set(records[-1]["stats"]) | set(records[0]["stats"])
-    for term in ("G_adversarial", "recovery", "identity", "swap", "D_real", "D_fake", "r1"):
+    for term in TERMS:
         assert f"loss/{term}" in names
     assert "augment/p" in names and records[-1]["sec_per_kimg"] > 0
     assert list((tmp_path / "tensorboard").iterdir())
