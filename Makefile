@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo lint layers format gpu-check probes teachers clean
+.PHONY: test demo lint layers format gpu-check probes teachers builtin clean
 
 $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ probes: $(VENV)/.installed
 # the probes' recipe with another seed and another shape, so the metric never judges with a network a loss saw.
 teachers: $(VENV)/.installed
 	$(PY) -m stylevid train-probes --seed 1 --widths 32,64,96,128 --out training/teachers/synthetic64.safetensors
+
+# Retrain the built-in model builtin:synth64 (stylevid/builtin/): the synth64 recipe for 30 kimg on the demo's
+# data (about 60 minutes on 2 cores), then judged and written into the package.
+builtin: $(VENV)/.installed
+	$(PY) -m stylevid synth --out demo/synthetic-64.zip --videos 192 --frames 32 --resolution 64
+	rm -rf build/builtin && $(PY) -m stylevid train --data demo/synthetic-64.zip --preset synth64 --kimg 30 --out build/builtin
+	$(PY) -m stylevid.training.builtin build/builtin/00000-synth64
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .

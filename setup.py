@@ -31,7 +31,7 @@ setup(
         "stylevid.metrics": ["probes/*.safetensors"],
         # The synthetic factor teacher of the pair losses (`make teachers`), and the built-in models.
         "stylevid.training": ["teachers/*.safetensors"],
-        "stylevid": ["builtin/*.safetensors"],
+        "stylevid": ["builtin/*.safetensors", "builtin/*.json"],
     },
     install_requires=[
         "torch==2.14.1",

@@ -2,7 +2,8 @@
 # What a session with a GPU runs: build the CUDA kernels, run the CUDA tests, time the kernels
 # against the reference, train ffs256-shaped networks at 64² for three minutes (ADA from p 0.3,
 # bfloat16; benchmarks/gpu_train.py), and time the temporal discriminator against its per-frame
-# path (benchmarks/train.py). Every step runs even if an earlier one failed; the summary at the
+# path (benchmarks/train.py), and run the disentanglement ablation's full recipe against no teacher
+# for a minute each (benchmarks/disentangle.py). Every step runs even if an earlier one failed; the summary at the
 # end names the failures and the exit status is nonzero if there were any. Uses the repository's
 # .venv as carried over (a GPU box may be offline, so nothing is installed).
 #
@@ -18,9 +19,11 @@ OUT=${OUT:-/tmp}
 # The whole check fits one 8-minute device slot: each step's time limit comes out of this budget,
 # and the later steps keep their shares even when the build or the tests run long or hang.
 BUDGET_S=${BUDGET_S:-470}
-TRAIN_S=${TRAIN_S:-180}      # seconds of training in gpu_train.py
+TRAIN_S=${TRAIN_S:-120}      # seconds of training in gpu_train.py
 TRAIN_EXTRA_S=40             # gpu_train.py around them: start-up, networks, last tick, final snapshot
-TRAIN_BENCH_RESERVE_S=45     # benchmarks/train.py
+ABLATION_S=${ABLATION_S:-60}  # training seconds per variant in benchmarks/disentangle.py
+ABLATION_RESERVE_S=$((2 * ABLATION_S + 50))  # two variants, their evaluation and the start-up
+TRAIN_BENCH_RESERVE_S=$((45 + ABLATION_RESERVE_S)) # benchmarks/train.py and after it
 TRAINING_RESERVE_S=$((TRAIN_S + TRAIN_EXTRA_S + TRAIN_BENCH_RESERVE_S))
 BENCH_RESERVE_S=$((75 + TRAINING_RESERVE_S)) # benchmarks/ops.py and everything after it
 mkdir -p "$OUT"
@@ -88,7 +91,10 @@ main() {
   train_limit=$(limit $((TRAIN_S + TRAIN_EXTRA_S)) "$TRAIN_BENCH_RESERVE_S")
   step "training" timeout "$train_limit" "$PY" benchmarks/gpu_train.py --device cuda \
     --seconds "$(train_seconds "$train_limit")" --json "$OUT/gpu_train.json"
-  step "temporal D overhead" timeout "$(limit 120)" "$PY" benchmarks/train.py --device cuda
+  step "temporal D overhead" timeout "$(limit 120 "$ABLATION_RESERVE_S")" "$PY" benchmarks/train.py --device cuda
+  step "disentanglement ablation" timeout "$(limit "$ABLATION_RESERVE_S")" "$PY" benchmarks/disentangle.py \
+    --device cuda --minutes "$(awk "BEGIN {print $ABLATION_S / 60}")" --variants full,no_teacher \
+    --data "$OUT/synthetic-64.zip" --out "$OUT/ablation"
   echo
   if [ "${#failed[@]}" -eq 0 ]; then
     echo "=== GPU check: every step passed in $SECONDS s"

@@ -1,4 +1,4 @@
-"""A non-editable install puts everything under the stylevid namespace, kernel sources and probes included."""
+"""A non-editable install puts everything under the stylevid namespace: kernels, probes, teacher, models."""
 
 import shutil
 import subprocess
@@ -45,6 +45,12 @@ def test_install_layout(tmp_path):
         assert (csrc / name).exists(), f"{name} missing from the installed package"
     probes = target / "stylevid" / "metrics" / "probes" / "synthetic64.safetensors"
     assert probes.exists(), "the leakage metric's factor probes are missing from the installed package"
+    for shipped in (
+        "training/teachers/synthetic64.safetensors",
+        "builtin/synth64.safetensors",
+        "builtin/synth64.json",
+    ):
+        assert (target / "stylevid" / shipped).exists(), f"{shipped} is missing from the installed package"
     probe = (
         "import stylevid, stylevid.data.synthetic, stylevid.data.prepare, stylevid.networks, "
         "stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "

@@ -10,17 +10,15 @@ from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, p
 
 @dataclass
 class LossWeights:
-    """Weights of the loss terms; 0 switches a term off (it is then neither computed nor logged).
-
-    identity, recovery and swap read the frames with a factor head learned alongside G (InfoGAN's Q,
-    training/heads.py): off by default, kept for the ablation (benchmarks/disentangle.py). The
-    disentanglement terms that train by default are the teacher's (Disentangle).
-    """
+    """Weights of the regularisers; 0 switches a term off. The disentanglement terms are Disentangle's."""
 
     r1_gamma: float = 1.0  # R1 penalty on real clips, applied lazily
-    identity: float = 0.0  # learned head, contrastive: frames of one video share an identity embedding
-    recovery: float = 0.0  # learned head recovers each factor's code from the frames (InfoGAN-style)
-    swap: float = 0.0  # swapping one factor leaves the learned head's reading of the others unchanged
+
+
+# The weights of the factor head learned alongside G (InfoGAN's Q) that earlier versions trained:
+# the ablation (benchmarks/disentangle.py, README) found it no better than no teacher at twice the
+# cost, and it was removed. Runs that used it load and resume without it.
+_REMOVED_LOSS_WEIGHTS = ("identity", "recovery", "swap")
 
 
 @dataclass
@@ -150,7 +148,8 @@ class TrainConfig:
         """Inverse of to_dict."""
         data = dict(data)
         model = ModelConfig.from_dict(data.pop("model"))
-        loss = LossWeights(**data.pop("loss", {}))
+        loss = data.pop("loss", {})
+        loss = LossWeights(**{k: v for k, v in loss.items() if k not in _REMOVED_LOSS_WEIGHTS})
         augment = AugmentConfig(**data.pop("augment", {}))
         # Runs from before the teachers trained with the learned head's terms alone.
         disentangle = Disentangle(**data.pop("disentangle", {"teacher": "none"}))

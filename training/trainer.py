@@ -19,7 +19,6 @@ from torch import nn
 from stylevid import checkpoint
 from stylevid.atomic import write_atomically
 from stylevid.codes import Codes
-from stylevid.config import FACTORS
 from stylevid.data.clip_times import sample_clip_batch
 from stylevid.networks import Generator, TemporalDiscriminator
 from stylevid.networks.layers import full_precision
@@ -28,7 +27,6 @@ from stylevid.training import losses, pairs
 from stylevid.training.augment import AdaptiveProbability, augment_clips
 from stylevid.training.config import TrainConfig
 from stylevid.training.distributed import ProcessGroup
-from stylevid.training.heads import FactorHead
 from stylevid.training.loader import EpochItems, StepBatches
 from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_tensors
 from stylevid.training.run_folder import LATEST, STATS, keep_ticks_up_to, read_latest
@@ -83,15 +81,6 @@ class Trainer:
             torch.manual_seed(config.seed)  # every process starts from the same weights
             self.G = Generator(config.model.generator).to(device)
             self.D = TemporalDiscriminator(config.model.discriminator).to(device)
-            model, w = config.model, config.loss
-            # The learned head exists only where a term reads it (the ablation's variant).
-            self.Q = (
-                FactorHead(
-                    model.generator.resolution, model.generator.w_dim, model.discriminator.channels
-                ).to(device)
-                if w.identity or w.recovery or w.swap
-                else None
-            )
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         k = config.model.discriminator.frames
         self.frames_per_clip = k
@@ -107,11 +96,11 @@ class Trainer:
             teacher = load_teacher(config.disentangle.teacher, "cpu")
             self.spread = teacher_spread(teacher, _spread_frames(dataset))
             self.teacher = teacher.to(device)
-        self.opt_G = torch.optim.Adam([p for m in self._trained_with_G() for p in m.parameters()], eps=1e-8)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), eps=1e-8)
         self.opt_D = torch.optim.Adam(self.D.parameters(), eps=1e-8)
         self._set_hyperparameters()
         self.phases = [
-            Phase("G", self._generator_loss, self._trained_with_G(), self.opt_G),
+            Phase("G", self._generator_loss, [self.G], self.opt_G),
             Phase("D", self._discriminator_loss, [self.D], self.opt_D),
         ]
         if config.loss.r1_gamma > 0:
@@ -133,13 +122,9 @@ class Trainer:
         self._tick_started = (time.monotonic(), 0)
         self._purge_step: int | None = None
 
-    def _trained_with_G(self) -> list[nn.Module]:
-        return [self.G] if self.Q is None else [self.G, self.Q]
-
     def _networks(self) -> dict[str, nn.Module]:
         """The networks a snapshot holds (the frozen teacher is the package's, not the run's)."""
-        nets = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
-        return nets if self.Q is None else {**nets, "Q": self.Q}
+        return {"G": self.G, "G_ema": self.G_ema, "D": self.D}
 
     def _set_hyperparameters(self) -> None:
         """Learning rates and betas from the config (also after loading optimizer state at resume)."""
@@ -205,7 +190,7 @@ class Trainer:
         return augment_clips(clips, self.ada.p, generator, self.process.rows(self.cfg.batch), self.cfg.batch)
 
     def _generator_loss(self, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
-        cfg, rows, w = self.cfg, self.process.rows(self.cfg.batch), self.cfg.loss
+        cfg, rows = self.cfg, self.process.rows(self.cfg.batch)
         ramp = cfg.disentangle.ramp(self.nimg / 1000) if self.teacher is not None else 0.0
         changed = pairs.changed_factors(cfg.batch // 2, self.step_index) if ramp > 0 else None
         codes_all, t = self._sample_fake(rng, changed)
@@ -218,35 +203,8 @@ class Trainer:
             per_clip = losses.gan_generator(self.D(self._augment(frames[order], generator), t[order]))
         self._record("loss/G_adversarial", per_clip)
         self._track_means(codes, parts)
-        extra = 0.0
-        if changed is not None:
-            extra = self._pair_terms(frames, changed, ramp)
-        if self.Q is not None:
-            predicted = self.Q(frames)
-            targets = {
-                "identity": codes.identity,
-                "background": codes.background,
-                "pose": parts["pose"],
-                "lighting": parts["lighting"],
-            }
-            if w.recovery:
-                recovery = sum(losses.factor_recovery(predicted, targets).values())
-                self._record("loss/recovery", recovery)
-                per_clip = per_clip + w.recovery * recovery
-            if w.identity:
-                emb = predicted["embedding"]
-                candidates = self.process.gather(nn.functional.normalize(emb[:, 1:].mean(dim=1), dim=-1))
-                identity = losses.identity_contrastive(emb[:, 0], candidates, rows.start)
-                self._record("loss/identity", identity)
-                per_clip = per_clip + w.identity * identity
-            if w.swap:
-                factor = FACTORS[self.step_index % len(FACTORS)]
-                order = [cfg.batch - 1, *range(cfg.batch - 1)]  # each clip takes its neighbour's
-                swapped = codes_all.replace(**{factor: getattr(codes_all, factor)[order]})[rows]
-                swap = losses.swap_consistency(predicted, self.Q(self.G(swapped, t)), factor)
-                self._record("loss/swap", swap)
-                per_clip = per_clip + w.swap * swap
-        return per_clip.sum() / cfg.batch + extra
+        loss = per_clip.sum() / cfg.batch
+        return loss if changed is None else loss + self._pair_terms(frames, changed, ramp)
 
     def _pair_terms(self, frames: torch.Tensor, changed: list[str], ramp: float) -> torch.Tensor:
         """The teacher terms of this process's pairs (frames [b, K, ...] interleaved), as a loss share."""

@@ -86,7 +86,7 @@ def test_train_probes_writes_to_the_working_folder_unless_asked_to_replace_the_s
 ):
     written = []
 
-    def train(out, *settings):
+    def train(out, *settings, **options):
         assert out != probes.SHIPPED, "the default replaces the shipped probes"
         out.write_bytes(b"probes")
         written.append(out)

@@ -10,7 +10,7 @@ from tiny import tiny_config, tiny_training
 from stylevid.data.dataset import VideoClipDataset
 from stylevid.data.writer import DatasetWriter
 from stylevid.metrics.fvd import PROTOCOLS
-from stylevid.training.config import train_preset
+from stylevid.training.config import Disentangle, train_preset
 from stylevid.training.trainer import Trainer
 
 LENGTH, K, MAX_GAP, DRAWS = 30, 3, 6, 1500
@@ -24,6 +24,10 @@ def _fake_times(trainer, draws):
     return np.concatenate(rows)
 
 
+# Only the fake clips' times are drawn here: no data, so no teacher (its spread is measured on data).
+NO_TEACHER = Disentangle(teacher="none")
+
+
 def test_real_and_fake_clips_have_the_same_starts_and_gaps(tmp_path):
     with DatasetWriter(tmp_path / "ds", 25.0, 16) as writer:
         writer.add_video("v", np.zeros((LENGTH, 16, 16, 3), dtype=np.uint8))
@@ -31,7 +35,9 @@ def test_real_and_fake_clips_have_the_same_starts_and_gaps(tmp_path):
     real = np.stack([real_set.item(0, epoch)["times"].long().numpy() for epoch in range(DRAWS)])
     model = tiny_config()
     trainer = Trainer(
-        tiny_training(model=model, max_gap=MAX_GAP, video_frames=LENGTH), None, tmp_path / "run"
+        tiny_training(model=model, max_gap=MAX_GAP, video_frames=LENGTH, disentangle=NO_TEACHER),
+        None,
+        tmp_path / "run",
     )
     fake = _fake_times(trainer, DRAWS)
     assert len(fake) == DRAWS
@@ -48,7 +54,8 @@ def test_fake_clips_start_anywhere_in_what_fvd_renders(preset):
     longest = max(p.frames * p.step for p in PROTOCOLS.values())
     assert cfg.video_frames >= longest
     # A tiny model with the preset's clip settings: where do its fake clips fall?
-    trainer = Trainer(tiny_training(max_gap=cfg.max_gap, video_frames=cfg.video_frames), None, "unused")
+    settings = dict(max_gap=cfg.max_gap, video_frames=cfg.video_frames, disentangle=NO_TEACHER)
+    trainer = Trainer(tiny_training(**settings), None, "unused")
     times = _fake_times(trainer, 2000)
     covered = np.histogram(times, bins=longest // 16, range=(0, longest))[0]
     assert (covered > 0).all(), f"frames 0..{longest - 1} in 16-frame bins, trained: {covered.tolist()}"

@@ -6,19 +6,23 @@ from device_standin import DeviceMixError, OffHostMode, move_by_replacing
 from tiny import ClipsInMemory, tiny_training
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from stylevid.training.config import AugmentConfig
+from stylevid.training import trainer as trainer_module
+from stylevid.training.config import AugmentConfig, Disentangle
 from stylevid.training.distributed import ProcessGroup
+from stylevid.training.teachers import load_teacher, teacher_spread
 from stylevid.training.trainer import Trainer
 
 
 def _config():
     # ADA adjusting every 2nd step and R1 every 2nd: 4 steps run every phase and the controller.
-    return tiny_training(augment=AugmentConfig(enabled=True, interval=2), r1_interval=2)
+    # The pair terms at full weight from the first step, so that step 0 runs them too.
+    pairs = Disentangle(start_kimg=0.0, ramp_kimg=0.0)
+    return tiny_training(augment=AugmentConfig(enabled=True, interval=2), r1_interval=2, disentangle=pairs)
 
 
 def _tensors(trainer):
-    for name in ("G", "G_ema", "D", "Q"):
-        yield from ((f"{name}.{k}", t) for k, t in getattr(trainer, name).state_dict().items())
+    for name, module in {**trainer._networks(), "teacher": trainer.teacher}.items():
+        yield from ((f"{name}.{k}", t) for k, t in module.state_dict().items())
     for key, opt in (("opt_G", trainer.opt_G), ("opt_D", trainer.opt_D)):
         for i, state in enumerate(opt.state.values()):
             yield from ((f"{key}.{i}.{k}", t) for k, t in state.items() if k != "step")
@@ -52,6 +56,12 @@ def test_steps_snapshot_and_resume_keep_every_tensor_on_the_device(tmp_path, mon
 @pytest.mark.filterwarnings("ignore:Accessing the data pointer of FakeTensor:UserWarning")
 def test_every_loss_runs_on_fake_cuda_tensors(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLEVID_OPS", "ref")
+    # The teacher's file is read and its spread measured on the CPU, before fake tensors exist (a
+    # checkpoint's hash needs real bytes); the trainer then moves it to the device like the others.
+    teacher = load_teacher("synthetic")
+    spread = teacher_spread(teacher, torch.rand(8, 3, 16, 16) * 2 - 1)
+    monkeypatch.setattr(trainer_module, "load_teacher", lambda kind, device: teacher)
+    monkeypatch.setattr(trainer_module, "teacher_spread", lambda teacher, frames: spread)
     monkeypatch.setattr(torch.nn.Module, "to", move_by_replacing)
     with FakeTensorMode(allow_non_fake_inputs=True), OffHostMode():
         trainer = Trainer(_config(), ClipsInMemory(), tmp_path, ProcessGroup(device=torch.device("cuda")))
@@ -63,6 +73,7 @@ def test_every_loss_runs_on_fake_cuda_tensors(tmp_path, monkeypatch):
             loss = phase.run(trainer._generator_for(0, index), trainer._rng_for(0, index))
             assert loss.device.type == "cuda", phase.name
             ran.append(phase.name)
+        assert next(trainer.teacher.parameters()).device.type == "cuda"
         trainer._update_ema()
         assert trainer.G_ema.identity.w_avg.device.type == "cuda"
     assert ran == ["G", "D"]

@@ -135,3 +135,13 @@ def test_training_runs_with_the_faces_teacher_on_real_frames(tmp_path):
     trainer.step()  # an untrained G draws no face: the terms are unmeasured, and finite
     for term in ("keep", "move", "contrast"):
         assert torch.isfinite(torch.stack(trainer.stats[f"loss/{term}"])).all()
+
+
+def test_configs_of_runs_from_before_the_teachers_still_load():
+    from stylevid.training.config import TrainConfig
+
+    old = TrainConfig().to_dict()
+    del old["disentangle"]
+    old["loss"] = {"r1_gamma": 2.0, "identity": 1.0, "recovery": 1.0, "swap": 1.0}  # the learned head's
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.loss.r1_gamma == 2.0 and cfg.disentangle.teacher == "none" and not cfg.disentangle.active
