@@ -24,7 +24,9 @@ from stylevid.training.run import open_dataset
 from stylevid.training.run_folder import read_latest
 
 
-def export_builtin(snapshot: str | Path, data: str | Path, name: str = "synth64") -> dict:
+def export_builtin(
+    snapshot: str | Path, data: str | Path, name: str = "synth64", folder: str | Path = builtin.FOLDER
+) -> dict:
     """Judge the snapshot's G_ema (of a run folder: its latest) on `data`; write it as built-in `name`."""
     snapshot = Path(snapshot)
     if snapshot.is_dir():
@@ -43,7 +45,7 @@ def export_builtin(snapshot: str | Path, data: str | Path, name: str = "synth64"
         "real_vs_real_fd16": thumbnail_fd(real[::2], real[1::2]),
         "leakage": {**scores, "floor": result["floor"], "share": result["share"], "effect": result["effect"]},
     }
-    out = builtin.FOLDER / builtin.MODELS[name]
+    out = Path(folder) / builtin.MODELS[name]
     config = {"model": ckpt.config["model"], "training": ckpt.config["training"]}
     checkpoint.save_checkpoint(out, {"G_ema": gen.generator}, config, {"builtin": name, **info})
     write_atomically(out.with_suffix(".json"), (json.dumps(info, indent=2) + "\n").encode())
