@@ -64,8 +64,7 @@ def run_variant(name: str, data: Path, minutes: float, out: Path, real, readout,
     process = ProcessGroup(device=torch.device(device))
     trainer = Trainer(cfg, open_dataset(data, cfg), out / name, process, workers=1)
     trainer.train(progress=False, seconds=minutes * 60)
-    scores = evaluate(VideoGenerator(trainer.G_ema, cfg.model), real, readout)
-    scores.pop("result")
+    scores, _ = evaluate(VideoGenerator(trainer.G_ema, cfg.model), real, readout)
     return {"variant": name, "kimg": trainer.nimg / 1000, **scores}
 
 

@@ -35,8 +35,7 @@ def export_builtin(
     training = TrainConfig.from_dict(ckpt.config["training"])
     gen = load(snapshot)
     real = thumbnails(real_frames(open_dataset(data, training), 1024))
-    scores = evaluate(gen, real, ProbeReadout())
-    result = scores.pop("result")
+    scores, result = evaluate(gen, real, ProbeReadout())
     info = {
         "snapshot": snapshot.name,
         "kimg": ckpt.metadata.get("kimg"),

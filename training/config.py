@@ -21,6 +21,9 @@ class LossWeights:
 _REMOVED_LOSS_WEIGHTS = ("identity", "recovery", "swap")
 
 
+TEACHERS = ("synthetic", "faces")  # the kinds of factor teacher (training/teachers.py), or 'none'
+
+
 @dataclass
 class Disentangle:
     """The pair terms, computed in a frozen teacher's space (training/teachers.py, training/pairs.py).
@@ -41,8 +44,8 @@ class Disentangle:
     ramp_kimg: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.teacher not in ("synthetic", "faces", "none"):
-            raise ValueError(f"teacher={self.teacher!r} must be 'synthetic', 'faces' or 'none'")
+        if self.teacher not in (*TEACHERS, "none"):
+            raise ValueError(f"teacher={self.teacher!r} must be one of {', '.join(TEACHERS)} or 'none'")
         for name in ("keep", "move", "contrast", "margin", "start_kimg", "ramp_kimg"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"disentangle.{name}={getattr(self, name)} must be >= 0")

@@ -69,16 +69,17 @@ def swap_sheet(gen: VideoGenerator, frames: int = 24) -> torch.Tensor:
     return gen.render(Codes.cat([same_person, same_scene]), frames)
 
 
-def evaluate(gen: VideoGenerator, real: np.ndarray, readout: ProbeReadout) -> dict:
-    """frame_fd16 against real thumbnails [N, 768] and the leakage scalars read by the evaluation probes.
+def evaluate(gen: VideoGenerator, real: np.ndarray, readout: ProbeReadout) -> tuple[dict, dict]:
+    """frame_fd16 against real thumbnails [N, 768] and the leakage read by the evaluation probes.
 
     The probes are the metric's (another seed and shape than any teacher; no loss reads them).
-    Returns {frame_fd16, leakage, normalised_leakage, control, control_per_factor, interval, result}.
+    Returns the scalars {frame_fd16, leakage, normalised_leakage, control, control_per_factor,
+    interval} and the whole leakage result (matrices).
     """
     fd = thumbnail_fd(real, thumbnails(fake_frames(gen, len(real))))
     result = leakage_matrix(gen, readout, videos=LEAKAGE_VIDEOS, floor=readout.probe.floor["leakage"])
     keys = ("leakage", "normalised_leakage", "control", "control_per_factor", "interval")
-    return {"frame_fd16": fd, **{key: result[key] for key in keys}, "result": result}
+    return {"frame_fd16": fd, **{key: result[key] for key in keys}}, result
 
 
 def plot_curves(stats_path: Path, out: Path) -> None:
@@ -132,12 +133,10 @@ def run_demo(
     trainer = Trainer(config, dataset, run, workers=workers)
     readout = ProbeReadout()
     real = thumbnails(real_frames(dataset, 1024))
-    untrained = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout)
+    untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout)
     trainer.train(seconds=minutes * 60)
     gen = VideoGenerator(trainer.G_ema, config.model)
-    trained = evaluate(gen, real, readout)
-    leakage = trained.pop("result")
-    untrained.pop("result")
+    trained, leakage = evaluate(gen, real, readout)
     baseline = thumbnail_fd(real[::2], real[1::2])
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)

@@ -111,11 +111,14 @@ class FaceTeacher(nn.Module):
     def _squares(self, squares: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(squares, np.float64)).float().to(self.plane.device)
 
+    def _centred(self, boxes: np.ndarray, side: np.ndarray) -> torch.Tensor:
+        """Squares [K, 3] (cx, cy, side) about the boxes' centres, of the given sides [K]."""
+        centre = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+        return self._squares(np.concatenate([centre, side[:, None]], 1))
+
     def _pose(self, faces: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
         # ONet reads the landmarks inside the square around the box, as MTCNN's last stage does.
-        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        centre = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
-        squares = self._squares(np.concatenate([centre, side[:, None]], 1))
+        squares = self._centred(boxes, np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
         crops = crop_squares(faces, squares, ONET_SIZE) * (127.5 / 128)  # MTCNN's input scaling
         _, points, _ = self.onet(crops)
         x0y0 = squares[:, None, :2] - squares[:, None, 2:] / 2
@@ -123,9 +126,8 @@ class FaceTeacher(nn.Module):
         return pose_from_points(x0y0 + xy * squares[:, None, 2:])
 
     def _lighting(self, faces: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
-        centre = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
-        side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-        crops = crop_squares(faces, self._squares(np.concatenate([centre, side[:, None]], 1)), LIGHT_SIZE)
+        side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))  # the box's area
+        crops = crop_squares(faces, self._centred(boxes, side), LIGHT_SIZE)
         luma = torch.einsum("c,nchw->nhw", LUMA.to(crops), (crops + 1) / 2).flatten(1)
         a, b, c = (luma @ self.plane.T).unbind(dim=1)
         ratio = torch.stack([b, c], dim=1) / a.clamp_min(1e-3)[:, None]

@@ -25,9 +25,9 @@ from stylevid.config import FACTORS
 from stylevid.metrics.leakage import rms_distance
 from stylevid.metrics.probes import load_probes, readable_columns
 from stylevid.metrics.weights import file_sha256
+from stylevid.training.config import TEACHERS
 
 SYNTHETIC_TEACHER = Path(__file__).parent / "teachers" / "synthetic64.safetensors"
-TEACHERS = ("synthetic", "faces")
 
 
 class Teacher(Protocol):
