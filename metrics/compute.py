@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from stylevid import __version__, builtin, options
@@ -50,6 +51,8 @@ class Context:
     download: bool = False
     progress: bool = True
     builtin: bool = False  # the network is a built-in model (its file is in the package)
+    encoder: Any = None  # a VideoEncoder (--encoder): the inversion metrics
+    people: int = 1000  # people drawn by the sample inversion metrics
     loaded: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
@@ -178,6 +181,41 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
     return compute
 
 
+def _needs_encoder(ctx: Context) -> None:
+    if ctx.encoder is None:
+        raise MetricsSetupError(
+            "the inversion metrics need the encoder: pass --encoder E (or builtin:synth64)"
+        )
+
+
+def _inversion(ctx: Context) -> dict[str, Any]:
+    from stylevid.metrics.inversion import sample_inversion  # noqa: PLC0415
+
+    _needs_encoder(ctx)
+    return sample_inversion(ctx.encoder, ctx.generator, ctx.people, seed=ctx.seed + 1, progress=ctx.progress)
+
+
+RECONSTRUCTION_CLIPS = 32  # dataset clips the reconstruction metric inverts
+
+
+def _reconstruction(ctx: Context) -> dict[str, Any]:
+    from stylevid.data.dataset import VideoClipDataset  # noqa: PLC0415
+    from stylevid.metrics.inversion import reconstruction  # noqa: PLC0415
+    from stylevid.metrics.lpips import load_lpips  # noqa: PLC0415
+
+    _needs_encoder(ctx)
+    r = ctx.generator.resolution
+    dataset = VideoClipDataset(ctx.data, frames_per_clip=16, max_gap=1, seed=ctx.seed, resolution=r)
+    count = min(ctx.videos or RECONSTRUCTION_CLIPS, len(dataset))
+    picks = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
+    clips = torch.stack([dataset[int(i)]["frames"] for i in picks])
+    lpips = ctx.once("lpips-vgg", lambda: load_lpips("vgg", device=ctx.device))
+    result = reconstruction(ctx.encoder, ctx.generator, clips, lpips, ctx.embedder())
+    result["value"] = result["lpips"]
+    result["weights_sha256"] = {**lpips.weights_sha256, **ctx.embedder().weights_sha256}
+    return result
+
+
 def _face_weights(ctx: Context) -> tuple[str, ...]:
     """The face embedder's weights: ctx.face_weights, or with "auto" the first of FACE_WEIGHTS found."""
     if ctx.face_weights == "auto":
@@ -206,6 +244,13 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("leakage", _leakage(faces=False)),
         Metric("leakage_faces", _leakage(faces=True), _face_weights),
+        Metric("inversion", _inversion),
+        Metric(
+            "reconstruction",
+            _reconstruction,
+            lambda ctx: ("lpips-vgg16", "lpips-linear-vgg", *_face_weights(ctx)),
+            True,
+        ),
     )
 }
 
@@ -324,6 +369,10 @@ def _metrics(args: argparse.Namespace) -> int:
     )
     check(ctx, names)  # before the checkpoint loads: a missing network fails in a second
     ctx.generator = stylevid.load(args.network, device=device)
+    if args.encoder:
+        ctx.encoder = stylevid.load_encoder(args.encoder, device=device)
+        ctx.encoder.check_generator(ctx.generator)
+    ctx.people = args.people
     out = Path(args.out) if args.out else None
     for record in compute_metrics(ctx, names, out):
         print(f"{record['metric']}: {record['value']}  ({record['seconds']} s)")
@@ -387,5 +436,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     parser.add_argument("--face-weights", default=None, help="its file (else: found by the resolver)")
     parser.add_argument("--download", action="store_true", help="fetch missing networks into the cache")
+    parser.add_argument(
+        "--encoder", default=None, help="an encoder of --network: the inversion and reconstruction metrics"
+    )
+    parser.add_argument(
+        "--people", type=options.positive_int, default=1000, help="people drawn by the inversion metric"
+    )
     parser.set_defaults(run=_metrics)
     return parser

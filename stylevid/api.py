@@ -42,6 +42,13 @@ class VideoGenerator:
     def resolution(self) -> int:
         return self.generator.config.resolution
 
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the generator's weights: what an encoder checks it was trained for."""
+        if getattr(self, "_sha256", None) is None:
+            self._sha256 = checkpoint.module_sha256(self.generator)
+        return self._sha256
+
     def to(self, device) -> VideoGenerator:
         self.generator.to(device)
         return self
@@ -95,6 +102,25 @@ class VideoGenerator:
         _check_coverage(codes, t)
         frames, parts = self.generator(codes, t, layers=True)
         return {"frames": frames, **parts}
+
+    def invert(self, encoder=None, **references) -> Codes:
+        """Codes of references: images=[...] or video=... (see VideoEncoder.invert for the options).
+
+        encoder: a VideoEncoder or its checkpoint; None for a built-in model's own encoder.
+        """
+        from stylevid.encoder import VideoEncoder, load_encoder  # noqa: PLC0415
+
+        if encoder is None:
+            name = self.metadata.get("builtin")
+            if not name:
+                raise ValueError(
+                    "this generator has no built-in encoder: pass encoder= (a checkpoint from"
+                    " `stylevid train-encoder`)"
+                )
+            encoder = f"{builtin.PREFIX}{name}"
+        if not isinstance(encoder, VideoEncoder):
+            encoder = load_encoder(encoder, device=self.device)
+        return encoder.invert(self, **references)
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
         """Write a generator-only checkpoint (.safetensors), under the name its weights were loaded from."""

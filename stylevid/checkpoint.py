@@ -211,6 +211,12 @@ def _flatten(modules: Mapping[str, torch.nn.Module | Mapping[str, torch.Tensor]]
     return flat
 
 
+def module_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's weights and buffers (names, dtypes, shapes, bytes): which network it is,
+    whatever checkpoint it was read from (an encoder names its generator by this)."""
+    return _tensor_sha256(_flatten({"module": module}))
+
+
 def _tensor_sha256(flat: Mapping[str, torch.Tensor]) -> str:
     """Hex SHA-256 of every contiguous CPU tensor's name, dtype, shape and bytes, in name order."""
     digest = hashlib.sha256()

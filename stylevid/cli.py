@@ -263,6 +263,14 @@ def parser() -> argparse.ArgumentParser:
     compute.register_cli(jobs)
     probes.register_cli(jobs)
 
+    from stylevid.training import encoder_run  # noqa: PLC0415
+
+    encoder_run.register_cli(jobs)
+
+    from stylevid import inversion_cli  # noqa: PLC0415
+
+    inversion_cli.register_cli(jobs)
+
     demo = jobs.add_parser(
         "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
     )

@@ -72,3 +72,18 @@ def tiny_training(**overrides) -> TrainConfig:
     )
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def tiny_encoder_config(generator, iterations: int = 2):
+    """An encoder of a few channels for a tiny generator (its resolution and W size)."""
+    from stylevid.encoder import EncoderConfig
+
+    c = generator.config
+    return EncoderConfig(
+        resolution=c.resolution,
+        w_dim=c.w_dim,
+        channel_base=256,
+        channel_max=32,
+        token_dim=64,
+        iterations=iterations,
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 PREFIX = "builtin:"
 FOLDER = Path(__file__).parent
 MODELS = {"synth64": "synth64.safetensors"}
+ENCODERS = {"synth64": "synth64-encoder.safetensors"}  # the encoder of each built-in model
 
 
 def is_builtin(network: str | Path) -> bool:
@@ -21,13 +22,22 @@ def is_builtin(network: str | Path) -> bool:
 
 def resolve(network: str | Path) -> Path:
     """The checkpoint file of `network`: a built-in's packaged file, or the path itself."""
+    return _resolve(network, MODELS, "model")
+
+
+def resolve_encoder(encoder: str | Path) -> Path:
+    """The encoder checkpoint of `encoder`: builtin:NAME is the built-in model NAME's encoder."""
+    return _resolve(encoder, ENCODERS, "encoder")
+
+
+def _resolve(network: str | Path, files: dict[str, str], kind: str) -> Path:
     if not is_builtin(network):
         return Path(network)
     name = str(network)[len(PREFIX) :]
-    if name not in MODELS:
-        known = ", ".join(PREFIX + n for n in MODELS)
-        raise ValueError(f"unknown built-in model {str(network)!r}; the built-ins are {known}")
-    path = FOLDER / MODELS[name]
+    if name not in files:
+        known = ", ".join(PREFIX + n for n in files)
+        raise ValueError(f"unknown built-in {kind} {str(network)!r}; the built-ins are {known}")
+    path = FOLDER / files[name]
     if not path.is_file():
-        raise FileNotFoundError(f"the built-in model {network} should be at {path}: reinstall stylevid")
+        raise FileNotFoundError(f"the built-in {kind} {network} should be at {path}: reinstall stylevid")
     return path

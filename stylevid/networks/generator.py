@@ -106,11 +106,24 @@ class Generator(nn.Module):
         t = batch_times(t, n, codes.identity.device)
         assert_shape(codes.identity, [n, c.w_dim], "identity code")
         assert_shape(codes.background, [n, c.w_dim], "background code")
-        steps = t.shape[1]
         pose = self.trajectory_styles("pose", codes.pose, t)
         lighting = self.trajectory_styles("lighting", codes.lighting, t)
-        background = self.background_synthesis(codes.background)  # once per video
-        fg = self._foreground(codes.identity, pose, lighting)  # [N * T, C + 1, R, R]
+        return self.synthesize(codes.identity, pose, lighting, codes.background, layers)
+
+    def synthesize(
+        self,
+        identity: torch.Tensor,
+        pose: torch.Tensor,
+        lighting: torch.Tensor,
+        background_w: torch.Tensor,
+        layers: bool = False,
+    ):
+        """Frames [N, T, 3, R, R] from styles: identity and background [N, w_dim], pose and lighting
+        [N, T, w_dim] (what the mappings give at T times; the encoder predicts these)."""
+        n, steps = pose.shape[:2]
+        assert_shape(lighting, [n, steps, self.config.w_dim], "lighting styles")
+        background = self.background_synthesis(background_w)  # once per video
+        fg = self._foreground(identity, pose, lighting)  # [N * T, C + 1, R, R]
         painted, alpha = fg[:, :-1], torch.sigmoid(fg[:, -1:])
         parts = {}
         if self.shading is not None:

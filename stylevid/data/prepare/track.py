@@ -57,7 +57,7 @@ def face_clips(found: np.ndarray, max_gap: int, min_frames: int) -> list[tuple[i
     return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True) if b - a >= min_frames]
 
 
-def _smooth_crops(boxes: np.ndarray, margin: float, window: int) -> np.ndarray:
+def smooth_crops(boxes: np.ndarray, margin: float, window: int) -> np.ndarray:
     """[n, 3] crop centre x, y and side from [n, 4] face boxes (NaN rows interpolated), smoothed in time."""
     t = np.arange(len(boxes))
     ok = ~np.isnan(boxes[:, 0])
@@ -107,5 +107,5 @@ def track_faces(
     crops = np.full((len(boxes), 3), np.nan)
     window = 2 * round(SMOOTH_SECONDS * fps / 2) + 1
     for a, b in clips:
-        crops[a:b] = _smooth_crops(boxes[a:b], margin, window)
+        crops[a:b] = smooth_crops(boxes[a:b], margin, window)
     return FaceTrack(boxes, crops, clips, size, fps)

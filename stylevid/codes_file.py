@@ -1,0 +1,44 @@
+"""Codes on disk: a safetensors file (tensors and JSON, nothing executed), loadable and editable again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from stylevid import checkpoint
+from stylevid.codes import Codes, Trajectory
+from stylevid.config import TRAJECTORY_FACTORS, VECTOR_FACTORS
+
+KIND = "stylevid-codes"
+_TRAJECTORY_FIELDS = ("z", "anchors", "psi", "frozen_at")
+
+
+def save_codes(path: str | Path, codes: Codes, metadata: dict | None = None) -> Path:
+    """Write codes atomically to a .safetensors file; metadata: JSON (e.g. the generator it belongs to)."""
+    codes = codes.to("cpu")
+    tensors = {f: {"value": getattr(codes, f)} for f in VECTOR_FACTORS}
+    for f in TRAJECTORY_FACTORS:
+        tensors[f] = {name: getattr(getattr(codes, f), name) for name in _TRAJECTORY_FIELDS}
+    spacing = {f: getattr(codes, f).spacing for f in TRAJECTORY_FACTORS}
+    return checkpoint.save_checkpoint(path, tensors, {"kind": KIND, "spacing": spacing}, metadata)
+
+
+def load_codes(path: str | Path, device: str | torch.device = "cpu") -> Codes:
+    """Codes written by save_codes (`stylevid invert`'s output)."""
+    ckpt = checkpoint.load_checkpoint(path, map_location=device)
+    if ckpt.config.get("kind") != KIND:
+        raise checkpoint.CheckpointError(
+            f"{path} is not a codes file (a stylevid checkpoint of kind {ckpt.config.get('kind')!r});"
+            " codes files are what `stylevid invert` and save_codes write"
+        )
+    t = ckpt.tensors
+    trajectories = {
+        f: Trajectory(
+            t[f]["z"], t[f]["anchors"], float(ckpt.config["spacing"][f]), t[f]["psi"], t[f]["frozen_at"]
+        )
+        for f in TRAJECTORY_FACTORS
+    }
+    return Codes(
+        t["identity"]["value"], trajectories["pose"], trajectories["lighting"], t["background"]["value"]
+    )

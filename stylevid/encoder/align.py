@@ -1,0 +1,113 @@
+"""References as the encoder reads them: decoded, the face found and cropped exactly as `stylevid
+prepare` crops its datasets (MTCNN box -> faces.face_square -> faces.crop_face), at the encoder's size.
+
+align='face' finds the largest face (a reference without one is an error naming it); align='none'
+takes images that are already such crops (a dataset's frames) and only resizes them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from stylevid.data.faces import DEFAULT_MARGIN, crop_face, face_square, largest_faces
+
+ALIGNMENTS = ("face", "none")
+
+
+class NoFaceError(ValueError):
+    """A reference in which no face was found."""
+
+
+def _name(item, index: int) -> str:
+    return str(item) if isinstance(item, (str, os.PathLike)) else f"reference {index}"
+
+
+def read_image(item, index: int = 0) -> np.ndarray:
+    """uint8 [H, W, 3] from a path, a PIL image, a uint8 array or a [3, H, W] tensor in [-1, 1]."""
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"reference image {path} does not exist")
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"cannot read the reference image {path} ({exc}): is it a PNG or JPEG?") from exc
+    if isinstance(item, Image.Image):
+        return np.asarray(item.convert("RGB"))
+    if isinstance(item, torch.Tensor):
+        if item.ndim != 3 or item.shape[0] != 3:
+            raise ValueError(f"reference tensor {index} has shape {list(item.shape)}; expected [3, H, W]")
+        return (
+            ((item.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        )
+    array = np.asarray(item)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(
+            f"reference {index} is a {array.dtype} array of shape {list(array.shape)};"
+            " expected uint8 [H, W, 3]"
+        )
+    return array
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 [M, R, R, 3] -> float [M, 3, R, R] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _resize(image: np.ndarray, resolution: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = Image.fromarray(image[top : top + side, left : left + side])
+    return np.asarray(square.resize((resolution, resolution), Image.Resampling.LANCZOS))
+
+
+def align_images(
+    items: Sequence, resolution: int, align: str = "face", margin: float = DEFAULT_MARGIN
+) -> torch.Tensor:
+    """[M, 3, R, R] in [-1, 1]: each reference's face crop (or centre square with align='none')."""
+    if align not in ALIGNMENTS:
+        raise ValueError(f"align={align!r} is not one of {ALIGNMENTS}")
+    if not len(items):
+        raise ValueError("no references given: pass at least one image")
+    images = [read_image(item, i) for i, item in enumerate(items)]
+    if align == "none":
+        return to_tensor(np.stack([_resize(image, resolution) for image in images]))
+    crops = []
+    for i, (image, found) in enumerate(zip(images, _detect(images), strict=True)):
+        if found is None:
+            raise NoFaceError(
+                f"no face found in {_name(items[i], i)} (MTCNN, probability >= 0.9): use a photo where the"
+                " face is visible and at least ~40 px tall, or align='none' (--align none) for images that"
+                " are already face crops"
+            )
+        crops.append(crop_face(image, *face_square(found[0], margin), resolution))
+    return to_tensor(np.stack(crops))
+
+
+def _detect(images: list[np.ndarray]):
+    return [largest_faces(image[None])[0] for image in images]  # images may differ in size
+
+
+def align_video(frames: np.ndarray, resolution: int, align: str = "face", margin: float = DEFAULT_MARGIN):
+    """uint8 [T, H, W, 3] -> [T, 3, R, R]: per-frame faces, the crop smoothed in time as prepare does."""
+    from stylevid.data.prepare.track import smooth_crops  # noqa: PLC0415
+
+    if align not in ALIGNMENTS:
+        raise ValueError(f"align={align!r} is not one of {ALIGNMENTS}")
+    if align == "none":
+        return to_tensor(np.stack([_resize(frame, resolution) for frame in frames]))
+    found = largest_faces(frames)
+    if all(f is None for f in found):
+        raise NoFaceError(f"no face found in any of the video's {len(frames)} frames")
+    boxes = np.stack([np.full(4, np.nan) if f is None else f[0] for f in found])
+    window = min(9, len(frames) - 1 + len(frames) % 2)
+    crops = smooth_crops(boxes, margin, window)
+    return to_tensor(np.stack([crop_face(f, *c, resolution) for f, c in zip(frames, crops, strict=True)]))
