@@ -33,7 +33,7 @@ def identity_contrast(tokens: torch.Tensor, people: torch.Tensor, clips: torch.T
     mean_positive = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(1) / positive.sum(
         1
     ).clamp_min(1)
-    return -(mean_positive[has]).mean()
+    return -(mean_positive * has).sum() / has.sum().clamp_min(1)  # rows without a positive left out
 
 
 def identity_spread(encoder: Encoder, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -136,7 +136,8 @@ class Encoder(nn.Module):
     def _fit_moments(self, styles: dict[str, torch.Tensor]) -> None:
         for i, factor in enumerate(FACTORS):
             w = styles[factor].double()
-            variances, axes = torch.linalg.eigh(torch.cov(w.T))
+            centred = w - w.mean(0)
+            variances, axes = torch.linalg.eigh(centred.T @ centred / (len(w) - 1))
             self.w_mean[i] = w.mean(0).float()
             self.w_axes[i] = (axes * variances.clamp_min(1e-8).sqrt()).float()
             self.w_total_var[i] = variances.sum().float()

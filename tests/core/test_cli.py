@@ -24,8 +24,11 @@ BAD = {
 LEGAL = {
     **{
         (job, "--seed", "zero"): "seed 0 is a seed like any other"
-        for job in ("synth", "metrics", "train-probes")
+        for job in ("synth", "metrics", "train-probes", "train-encoder")
     },
+    ("invert", "--optimize", "zero"): "0 optimisation steps: the encoder alone",
+    ("animate", "--motion-seed", "zero"): "seed 0 is a seed like any other",
+    ("animate", "--background-seed", "zero"): "seed 0 is a seed like any other",
     ("generate", "--seeds", "zero"): "seed 0 is a seed like any other",
     ("train", "--workers", "zero"): "0 loads the data in the training process",
     ("train", "--r1-gamma", "zero"): "0 turns the R1 penalty off",
@@ -91,7 +94,19 @@ def _refusal(argv, capsys) -> str:
 
 def test_the_table_covers_every_subcommand():
     jobs = {path[0] for path, _, _ in _checked_options()}
-    assert jobs == {"generate", "edit", "train", "synth", "prepare", "metrics", "train-probes", "demo"}
+    assert jobs == {
+        "generate",
+        "edit",
+        "train",
+        "synth",
+        "prepare",
+        "metrics",
+        "train-probes",
+        "demo",
+        "train-encoder",
+        "invert",
+        "animate",
+    }
     assert len(list(_cases())) > 200
 
 
