@@ -205,7 +205,7 @@ def _reconstruction(ctx: Context) -> dict[str, Any]:
 
     _needs_encoder(ctx)
     r = ctx.generator.resolution
-    dataset = VideoClipDataset(ctx.data, frames_per_clip=16, max_gap=1, seed=ctx.seed, resolution=r)
+    dataset = VideoClipDataset(ctx.data, frames_per_clip=16, max_gap=15, seed=ctx.seed, resolution=r)
     count = min(ctx.videos or RECONSTRUCTION_CLIPS, len(dataset))
     picks = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int))
     clips = torch.stack([dataset[int(i)]["frames"] for i in picks])

@@ -49,10 +49,12 @@ def test_install_layout(tmp_path):
         "training/teachers/synthetic64.safetensors",
         "builtin/synth64.safetensors",
         "builtin/synth64.json",
+        "builtin/synth64-encoder.safetensors",
+        "builtin/synth64-encoder.json",
     ):
         assert (target / "stylevid" / shipped).exists(), f"{shipped} is missing from the installed package"
     probe = (
-        "import stylevid, stylevid.data.synthetic, stylevid.data.prepare, stylevid.networks, "
+        "import stylevid, stylevid.data.synthetic, stylevid.data.prepare, stylevid.networks, stylevid.encoder, "
         "stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
         "print(o.__file__)"
     )

@@ -40,7 +40,9 @@ def held_out_clips(data: Path, resolution: int, clips: int = 32, frames: int = 1
         command = ["synth", "--out", str(data), "--videos", str(clips), "--frames", str(frames)]
         command += ["--seed", str(EVAL_SEED), "--resolution", str(resolution)]
         subprocess.run([sys.executable, "-m", "stylevid", *command], check=True)
-    dataset = VideoClipDataset(data, frames_per_clip=frames, max_gap=1, seed=0, resolution=resolution)
+    dataset = VideoClipDataset(
+        data, frames_per_clip=frames, max_gap=frames - 1, seed=0, resolution=resolution
+    )
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(clips, len(dataset))).round().astype(int))
     return torch.stack([dataset[int(i)]["frames"] for i in picks])
 
