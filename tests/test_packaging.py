@@ -54,8 +54,8 @@ def test_install_layout(tmp_path):
     ):
         assert (target / "stylevid" / shipped).exists(), f"{shipped} is missing from the installed package"
     probe = (
-        "import stylevid, stylevid.data.synthetic, stylevid.data.prepare, stylevid.networks, stylevid.encoder, "
-        "stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
+        "import stylevid, stylevid.data.synthetic, stylevid.data.prepare, stylevid.networks, "
+        "stylevid.encoder, stylevid.custom_ops as o, stylevid.training, stylevid.metrics; "
         "print(o.__file__)"
     )
     out = subprocess.run(
