@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from stylevid import options
+from stylevid.checkpoint import read_header
 from stylevid.options import UsageError
 from stylevid.training.encoder_config import EncoderTrainConfig
 from stylevid.training.encoder_trainer import EncoderTrainer
@@ -46,18 +47,16 @@ def run_encoder_training(
         tidy_run_folder(run_dir)
         recorded = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
         data = data if data is not None else recorded.get("data")
-        cfg_steps = read_latest(run_dir)["step"]
-        trainer = EncoderTrainer.resume(
-            run_dir,
-            generator,
-            None if data is None else open_frames(data, EncoderTrainConfig(), resolution),
-            device,
-            network,
-            steps,
+        latest = read_latest(run_dir)
+        saved = EncoderTrainConfig.from_dict(
+            read_header(run_dir / latest["snapshot"])["metadata"]["training"]
         )
+        dataset = None if data is None else open_frames(data, saved, resolution)
+        trainer = EncoderTrainer.resume(run_dir, generator, dataset, device, network, steps)
         if trainer.step_index >= trainer.cfg.steps:
             print(
-                f"stylevid train-encoder: {run_dir} is finished at step {cfg_steps}; --steps sets a new total"
+                f"stylevid train-encoder: {run_dir} is finished at step {latest['step']};"
+                " --steps sets a new total"
             )
             return run_dir
     else:

@@ -52,24 +52,12 @@ class VideoEncoder:
                 " Train an encoder for this generator with `stylevid train-encoder --network G`"
             )
 
-    def invert(
-        self,
-        generator,
-        images: Sequence | None = None,
-        video=None,
-        align: str = "face",
-        iterations: int | None = None,
-        optimize: int = 0,
-        seconds: float | None = None,
-        distance: Distance | None = None,
-        shared_background: bool | None = None,
-    ) -> Codes:
+    def invert(self, generator, images: Sequence | None = None, video=None, **options) -> Codes:
         """Codes of reference images (paths, PIL images, uint8 arrays, [3, H, W] tensors) or of a video
         (a path, uint8 [T, H, W, 3] or [T, 3, H, W] in [-1, 1]); see `inversion` for what the rows
-        hold. align: 'face' crops as `stylevid prepare` does, 'none' takes ready crops."""
-        return self.invert_full(
-            generator, images, video, align, iterations, optimize, seconds, distance, shared_background
-        ).codes
+        hold, and invert_full for the options (align: 'face' crops as `stylevid prepare` does, 'none'
+        takes ready crops; iterations; optimize steps within seconds; distance; shared_background)."""
+        return self.invert_full(generator, images, video, **options).codes
 
     @torch.no_grad()
     def invert_full(

@@ -12,7 +12,8 @@ from stylevid.encoder.trajectory import fit_trajectory
 
 def _frames(video_generator, n, k, seed=0):
     codes = video_generator.sample(n * k, seed=seed, frames=8)
-    return video_generator.render(codes, 1).reshape(n, k, *video_generator.render(codes[:1], 1).shape[2:])
+    frames = video_generator.render(codes, 1)[:, 0]
+    return frames.reshape(n, k, *frames.shape[1:])
 
 
 def test_attention_pool_is_a_quality_weighted_softmax_over_references():
