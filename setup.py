@@ -46,9 +46,17 @@ setup(
         "tqdm",
         "av",
         "matplotlib",
+        # Read as data, never run: SFace's ONNX protobuf (onnx) and FaceMesh's TFLite flatbuffer (tflite).
+        "onnx",
+        "tflite",
+        "flatbuffers",
     ],
     # scikit-image only for its bundled face photograph, which the prepare tests film.
     # import-linter checks the layers of DESIGN.md (`make layers`, part of `make test`).
-    extras_require={"dev": ["pytest", "ruff", "scikit-image", "import-linter"]},
+    # onnxruntime and ai-edge-litert (the TFLite interpreter) only as independent oracles for the tests
+    # of our SFace and FaceMesh modules.
+    extras_require={
+        "dev": ["pytest", "ruff", "scikit-image", "import-linter", "onnxruntime", "ai-edge-litert"]
+    },
     entry_points={"console_scripts": ["stylevid = stylevid.cli:console"]},
 )

