@@ -98,7 +98,10 @@ def test_nodes_inputs_attributes_and_constants_are_decoded(tmp_path):
         (GRAPH[:-3], "not a TensorFlow GraphDef"),
         (b"\x0f" * 8, "not a TensorFlow GraphDef"),
         (b"", "no TensorFlow graph nodes"),
-        (node("t", "Const", value=message(8, number(1, 7) + message(2, shape(1)))), "data type 7 \\(DT_STRING\\)"),
+        (
+            node("t", "Const", value=message(8, number(1, 7) + message(2, shape(1)))),
+            r"data type 7 \(DT_STRING\)",
+        ),
     ],
 )
 def test_files_that_are_not_graphs_are_refused_with_the_file_named(tmp_path, content, match):
