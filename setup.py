@@ -46,6 +46,7 @@ setup(
         "tqdm",
         "av",
         "matplotlib",
+        "pillow",  # imported directly (image files, resizing), not only through torchvision and matplotlib
         # Read as data, never run: SFace's ONNX protobuf (onnx) and FaceMesh's TFLite flatbuffer (tflite).
         "onnx",
         "tflite",
