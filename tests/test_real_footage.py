@@ -103,6 +103,20 @@ def test_prepare_keeps_the_whole_real_clip_as_one_video(footage):
     videos = {video.name: video for video in index.videos}
     # The face is found in every frame: one clip of all 120 frames (resampled to the dataset's 30 fps).
     assert videos["carphone"].frames >= 119
+    # The ~60 px face gives ~91 px crops, inside the frame: at 64x64 nothing is enlarged or padded.
+    assert 80 < entry["mean_crop_side"] < 100
+    assert entry["padded_frames"] == 0 and entry["enlarged_frames"] == 0
+
+
+def test_prepare_says_when_a_small_face_is_enlarged(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(_carphone(), source / "carphone.mp4")
+    report = prepare(source, tmp_path / "big", resolution=128, workers=1, progress=False)
+    (entry,) = report.prepared
+    assert entry["enlarged_frames"] == entry["frames"]  # every crop (81-97 px) is below 128
+    summary = report.summary()
+    assert "faces too small for 128x128" in summary and "carphone.mp4" in summary
 
 
 def test_smoothed_crops_follow_mtcnn_frame_by_frame_without_lag(carphone):

@@ -16,7 +16,9 @@ Each .mp4/.avi/.mov/.mkv file under the source folder (hidden files and folders 
    detector jitter goes, while steady motion is followed without the lag of a moving average.
 5. Where a crop leaves the frame the frame is extended by reflection, as FFHQ does (faces.crop_face).
    The report counts such `padded_frames`.
-6. Lanczos resizing (antialiased) to resolution², written with DatasetWriter (folder or .zip).
+6. Lanczos resizing (antialiased) to resolution², written with DatasetWriter (folder or .zip). A crop
+   smaller than resolution² is enlarged, which blurs: the report counts such `enlarged_frames` and its
+   summary names the videos (a face ~60 px tall gives ~90 px crops: fine at 64², blurred at 256²).
 
 A video that cannot be used is skipped with a reason (SKIP_REASONS), never stopping the run. The report
 goes beside the dataset, `<dest>.prepare-report.json` (inside it, a dataset folder would list it as a

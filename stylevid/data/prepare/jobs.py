@@ -40,6 +40,11 @@ def _padded(track: FaceTrack) -> int:
     return int(((np.minimum(cx, cy) < side / 2) | (cx + side / 2 > width) | (cy + side / 2 > height)).sum())
 
 
+def _enlarged(track: FaceTrack, resolution: int) -> int:
+    """How many frames of the clips have a crop smaller than resolution² (enlarged when resized)."""
+    return int((track.crops[~np.isnan(track.crops[:, 0]), 2] < resolution).sum())
+
+
 def _crop_clips(path: Path, track: FaceTrack, resolution: int) -> list[np.ndarray]:
     """uint8 [n, R, R, 3] frames of each clip of `track`, decoding the video a second time."""
     clips = [np.empty((b - a, resolution, resolution, 3), np.uint8) for a, b in track.clips]
@@ -82,6 +87,7 @@ def run_job(job: Job) -> tuple[Job, dict, list[np.ndarray]]:
         "detection_rate": round(float(found.mean()), 4),
         "mean_crop_side": round(float(np.nanmean(track.crops[:, 2])), 1),
         "padded_frames": _padded(track),
+        "enlarged_frames": _enlarged(track, job.resolution),
         "seconds": round(time.monotonic() - started, 2),
     }
     return job, entry, clips

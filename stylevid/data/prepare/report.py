@@ -61,6 +61,17 @@ class PrepareReport:
             f" ({self.resolution}x{self.resolution}, {self.fps:g} fps) in {self.seconds:.1f} s"
             + (f" ({self.seconds / done:.1f} s per video)" if done else "")
         ]
+        enlarged = [e for e in self.prepared if e.get("enlarged_frames")]
+        if enlarged:
+            lines.append(
+                f"{len(enlarged)} videos have faces too small for {self.resolution}x{self.resolution}: their"
+                " crops are enlarged, so blurred (a lower --resolution keeps them sharp)"
+            )
+            lines += [
+                f"  {e['source']}: {e['enlarged_frames']} of {e['frames']} frames, mean crop side"
+                f" {e['mean_crop_side']:g} px"
+                for e in enlarged[:listed]
+            ]
         if self.resumed:
             lines.append(f"{len(self.resumed)} videos were already in the dataset and were kept (resumed)")
         if self.skipped:
