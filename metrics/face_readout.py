@@ -4,8 +4,12 @@ MTCNN (shipped inside facenet-pytorch) finds the largest confident face and its 
 nose, mouth corners) in each frame; from them:
 
 - identity: the face embedder's unit vector of the aligned face; distance 1 - cos.
-- pose: roll (radians, the eye line's angle), yaw (the nose's offset from the eyes' midpoint along the
-  eye line, in interocular distances) and pitch (its offset across it, in eye-to-mouth distances).
+- pose (``pose="facemesh"``, the default): yaw, pitch and roll in radians from MediaPipe FaceMesh's 468
+  landmarks in MediaPipe's crop of the face box (stylevid.metrics.facemesh), NaN where its face score is
+  below MIN_SCORE. With ``pose="points"``, from MTCNN's five landmarks (pose_features): roll (radians,
+  the eye line's angle), yaw (the nose's offset from the eyes' midpoint along the eye line, in
+  interocular distances) and pitch (its offset across it, in eye-to-mouth distances); the `faces`
+  training teacher reads pose this way, so the judge is another network than the teacher.
 - lighting: the face's brightness gradient: a plane a + b x + c y fitted to the luminance inside the
   face box (x, y in [-1, 1] across it); the features are b / a and c / a, the light's direction and
   strength relative to the face's own brightness (so skin tone alone does not read as lighting).
@@ -26,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from stylevid.data.faces import largest_faces
+from stylevid.metrics.facemesh import MIN_SCORE, FaceMesh, crop_rois, load_facemesh
 from stylevid.metrics.identity import FACE_SIZE, FaceEmbedder, face_crop, mtcnn_sha256
 from stylevid.metrics.leakage import rms_distance
 from stylevid.video import to_uint8
@@ -34,6 +39,7 @@ BACKGROUND_GRID = 16
 BACKGROUND_MARGIN = 1.6
 # ITU-R BT.709 luma weights, applied to the sRGB values: a relative brightness, good for a gradient.
 LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+POSE_READINGS = ("facemesh", "points")
 
 
 def pose_features(points: np.ndarray) -> np.ndarray:
@@ -95,12 +101,21 @@ def near_face(box, height: int, width: int) -> torch.Tensor:
 
 
 class FaceReadout:
-    """Readout of leakage_matrix for faces: identity, pose, lighting, background as in the module doc."""
+    """Readout of leakage_matrix for faces: identity, pose, lighting, background as in the module doc.
 
-    def __init__(self, embedder: FaceEmbedder):
+    `pose` is "facemesh" or "points"; `facemesh` a loaded FaceMesh (loaded here when None and needed).
+    """
+
+    def __init__(self, embedder: FaceEmbedder, pose: str = "facemesh", facemesh: FaceMesh | None = None):
+        if pose not in POSE_READINGS:
+            raise ValueError(f"pose={pose!r} is not a pose reading; choose one of {POSE_READINGS}")
         self.embedder = embedder
+        if pose == "facemesh" and facemesh is None:
+            facemesh = load_facemesh()
+        self.facemesh = facemesh if pose == "facemesh" else None
         self.dim = embedder(torch.zeros(1, 3, FACE_SIZE, FACE_SIZE)).shape[1]
-        self.weights_sha256 = {**embedder.weights_sha256, **mtcnn_sha256()}
+        mesh_sha = self.facemesh.weights_sha256 if self.facemesh is not None else {}
+        self.weights_sha256 = {**embedder.weights_sha256, **mtcnn_sha256(), **mesh_sha}
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -112,20 +127,31 @@ class FaceReadout:
             "background": torch.full((n, 3 * BACKGROUND_GRID**2), math.nan),
         }
         images = to_uint8(frames.detach().cpu())
-        faces, with_face = [], []
+        faces, boxes, with_face = [], [], []
         for i, found in enumerate(largest_faces(images)):
             if found is None:
                 continue
             box, points = found
-            features["pose"][i] = torch.from_numpy(pose_features(points))
+            if self.facemesh is None:
+                features["pose"][i] = torch.from_numpy(pose_features(points))
             features["lighting"][i] = torch.from_numpy(lighting_features(frames[i], box))
             features["background"][i] = background_features(frames[i], box)
             faces.append(face_crop(images[i], box))
+            boxes.append(box)
             with_face.append(i)
         if faces:
             crops = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 127.5 - 1
             features["identity"][with_face] = self.embedder(crops).float().cpu()
+            if self.facemesh is not None:
+                features["pose"][with_face] = self._mesh_pose(images[with_face], np.stack(boxes))
         return {name: value.float() for name, value in features.items()}
+
+    def _mesh_pose(self, images: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+        """FaceMesh's yaw, pitch, roll [K, 3] (float64) of uint8 images [K, H, W, 3] at face boxes [K, 4]."""
+        crops = torch.cat([crop_rois(image, box[None]) for image, box in zip(images, boxes, strict=True)])
+        angles, score = self.facemesh.pose(crops.to(self.facemesh.reference.device))
+        angles = angles.double().cpu()
+        return angles.masked_fill((score.cpu() < MIN_SCORE)[:, None], math.nan)
 
     def distance(self, factor: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return face_distance(factor, a, b)

@@ -6,7 +6,8 @@ From that box, every reading is a differentiable function of the frame's pixels:
 - identity: FaceNet's unit embedding of the face crop (the crop of metrics.identity.face_crop,
   sampled bilinearly); distance 1 - cos.
 - pose: MTCNN's landmark network (ONet) run on the face box, its five points turned into roll, yaw
-  and pitch as the `leakage_faces` readout does (metrics.face_readout.pose_from_points).
+  and pitch as the `leakage_faces` readout's `pose="points"` option does (metrics.face_readout
+  .pose_from_points). The readout's default judge is FaceMesh (metrics.facemesh), another network.
 - lighting: the luminance plane a + b x + c y over the face box, features b / a and c / a.
 - background: the frame at 16x16 with the cells near and below the face left out (NaN).
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_facemesh import loaded_facemesh
 from test_identity import astronaut, small_embedder
 
 from stylevid.data.faces import largest_faces
@@ -73,8 +74,14 @@ def test_mirroring_the_photo_negates_yaw_and_roll(photo):
     assert mirrored[2] == pytest.approx(pose[2], abs=0.05)
 
 
-def test_readout_sees_a_new_background_and_not_a_new_face(photo):
-    readout = FaceReadout(small_embedder())
+def face_readout(pose: str) -> FaceReadout:
+    """The readout with either pose reading; FaceMesh's loaded once per process (skips when absent)."""
+    return FaceReadout(small_embedder(), pose, loaded_facemesh() if pose == "facemesh" else None)
+
+
+@pytest.mark.parametrize("pose", ["facemesh", "points"])
+def test_readout_sees_a_new_background_and_not_a_new_face(photo, pose):
+    readout = face_readout(pose)
     changed = photo.clone()
     changed[:, :40, :40] = -photo[:, :40, :40]  # the top-left corner is wall, not face
     base, other = readout(photo[None]), readout(changed[None])
@@ -82,10 +89,25 @@ def test_readout_sees_a_new_background_and_not_a_new_face(photo):
     for factor in ("identity", "pose", "lighting"):
         assert readout.distance(factor, base[factor], other[factor]) < 1e-3, factor
     assert set(readout.weights_sha256) >= {"small-test-net", "mtcnn-pnet", "mtcnn-onet"}
+    assert ("facemesh" in readout.weights_sha256) == (pose == "facemesh")
 
 
-def test_frames_without_a_face_read_nan(photo):
-    readout = FaceReadout(small_embedder())
+def test_facemesh_pose_of_the_mirrored_photo_negates_yaw_and_roll(photo):
+    readout = face_readout("facemesh")
+    pose, mirrored = readout(torch.stack([photo, photo.flip(-1)]))["pose"].numpy()
+    np.testing.assert_allclose(mirrored[[0, 2]], -pose[[0, 2]], atol=math.radians(3))
+    assert mirrored[1] == pytest.approx(pose[1], abs=math.radians(3))
+    assert np.abs(pose).max() < math.radians(30)  # a near-frontal photograph
+
+
+def test_pose_reading_must_be_known():
+    with pytest.raises(ValueError, match="pose='mesh' is not a pose reading; choose one of"):
+        FaceReadout(small_embedder(), "mesh")
+
+
+@pytest.mark.parametrize("pose", ["facemesh", "points"])
+def test_frames_without_a_face_read_nan(photo, pose):
+    readout = face_readout(pose)
     blank = torch.zeros(1, 3, 96, 96)
     features = readout(torch.cat([blank, photo[None, :, :96, :96] * 0]))
     assert all(torch.isnan(value).all() for value in features.values())
