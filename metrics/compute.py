@@ -138,14 +138,23 @@ def _identity(function: str) -> Callable[[Context], dict[str, Any]]:
     return compute
 
 
+def _identity_real(ctx: Context) -> dict[str, Any]:
+    from stylevid.metrics.identity import id_consistency_real  # noqa: PLC0415
+
+    align = True if ctx.align is None else ctx.align  # real footage: faces MTCNN can read
+    return id_consistency_real(ctx.data, ctx.embedder(), align=align, progress=ctx.progress, **ctx.sizes())
+
+
 def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
     def compute(ctx: Context) -> dict[str, Any]:
         from stylevid.metrics.leakage import ProbeReadout, leakage_matrix, plot_leakage  # noqa: PLC0415
 
         if faces:
             from stylevid.metrics.face_readout import FaceReadout  # noqa: PLC0415
+            from stylevid.metrics.facemesh import load_facemesh  # noqa: PLC0415
 
-            readout = FaceReadout(ctx.embedder())
+            facemesh = load_facemesh(ctx.paths.get("facemesh"), ctx.device, ctx.download)
+            readout = FaceReadout(ctx.embedder(), facemesh=facemesh)
             floor = None  # no generator of real faces is disentangled by construction
         else:
             from stylevid.metrics.probes import load_probes  # noqa: PLC0415
@@ -243,8 +252,9 @@ METRICS: dict[str, Metric] = {
             Metric(name, _identity(name), _face_weights)
             for name in ("id_consistency", "id_diversity", "id_preservation")
         ),
+        Metric("id_consistency_real", _identity_real, _face_weights, needs_data=True),
         Metric("leakage", _leakage(faces=False)),
-        Metric("leakage_faces", _leakage(faces=True), _face_weights),
+        Metric("leakage_faces", _leakage(faces=True), lambda ctx: ("facemesh", *_face_weights(ctx))),
         Metric("inversion", _inversion),
         Metric(
             "reconstruction",

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from stylevid.data.faces import largest_faces
 from stylevid.metrics.facemesh import MIN_SCORE, FaceMesh, crop_rois, load_facemesh
-from stylevid.metrics.identity import FACE_SIZE, FaceEmbedder, face_crop, mtcnn_sha256
+from stylevid.metrics.identity import FaceEmbedder, mtcnn_sha256
 from stylevid.metrics.leakage import rms_distance
 from stylevid.video import to_uint8
 
@@ -113,7 +113,7 @@ class FaceReadout:
         if pose == "facemesh" and facemesh is None:
             facemesh = load_facemesh()
         self.facemesh = facemesh if pose == "facemesh" else None
-        self.dim = embedder(torch.zeros(1, 3, FACE_SIZE, FACE_SIZE)).shape[1]
+        self.dim = embedder(torch.zeros(1, 3, embedder.size, embedder.size)).shape[1]
         mesh_sha = self.facemesh.weights_sha256 if self.facemesh is not None else {}
         self.weights_sha256 = {**embedder.weights_sha256, **mtcnn_sha256(), **mesh_sha}
 
@@ -136,7 +136,7 @@ class FaceReadout:
                 features["pose"][i] = torch.from_numpy(pose_features(points))
             features["lighting"][i] = torch.from_numpy(lighting_features(frames[i], box))
             features["background"][i] = background_features(frames[i], box)
-            faces.append(face_crop(images[i], box))
+            faces.append(self.embedder.crop(images[i], box, points))  # aligned as its network expects
             boxes.append(box)
             with_face.append(i)
         if faces:

@@ -114,9 +114,11 @@ def frontal_reference(mesh: FaceMesh) -> torch.Tensor:
     )
 
 
-def load_facemesh(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> FaceMesh:
-    """FaceMesh from its TFLite file (the registered `facemesh` weights unless `path`), with its reference."""
-    path = resolve("facemesh", path)
+def load_facemesh(
+    path: str | os.PathLike | None = None, device: torch.device | str = "cpu", download: bool = False
+) -> FaceMesh:
+    """FaceMesh from its TFLite file (found as the registered `facemesh` weights), with its reference."""
+    path = resolve("facemesh", path, download)
     mesh = FaceMesh(TFLiteNet(read_graph(path)), {"facemesh": file_sha256(path)}).eval()
     mesh.reference.copy_(frontal_reference(mesh))
     return mesh.requires_grad_(False).to(device)

@@ -44,6 +44,8 @@ at `frames` times 0, step, 2 step, ...
 
 - ``id_consistency``: per video, the mean cos over all pairs of its frames with a face; the value is the
   mean over the videos with two such frames or more. Higher: identity holds better over time.
+  ``id_consistency_real`` is the same of a dataset's own videos (the first `videos`, read at the same
+  times): the value real footage reaches with this network, against which a generator's is read.
 - ``id_diversity``: the videos keep their own identity codes but all take pose, lighting and background
   from video 0, so only identity differs. A video's embedding is the normalised mean of its frames';
   the value is the mean cos over all pairs of different videos. Lower: more diverse identities.
@@ -72,6 +74,9 @@ from tqdm import tqdm
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
 from stylevid.data.faces import crop_face, face_square, largest_faces
+from stylevid.data.files import DatasetFiles
+from stylevid.data.index import read_index
+from stylevid.data.reader import read_frames
 from stylevid.metrics import graphdef, sface
 from stylevid.metrics.face_align import five_point_crop
 from stylevid.metrics.weights import WeightsNotFoundError, file_sha256, resolve
@@ -287,7 +292,7 @@ def load_face_embedder(
     path: str | os.PathLike | None = None,
     download: bool = False,
     device: str | torch.device = "cpu",
-    weights: str = "facenet-vggface2",
+    weights: str = "sface",
 ) -> FaceEmbedder:
     """The face network `weights`: faces [N, 3, H, W] in [-1, 1] -> unit embeddings [N, 128 or 512].
 
@@ -344,6 +349,35 @@ def _times(frames: int, step: int) -> torch.Tensor:
     return torch.arange(frames, dtype=torch.float32) * step
 
 
+def _embed_frames(
+    embedder: FaceEmbedder, videos: torch.Tensor, align: bool
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Embeddings [K, D] (float64) of the faces in videos [B, T, 3, H, W] (None: none found), found [B, T]."""
+    frames = videos.flatten(0, 1)
+    faces, ok = embedder.align(frames) if align else (frames, torch.ones(len(frames), dtype=torch.bool))
+    with torch.inference_mode():
+        embedded = [
+            embedder(faces[i : i + EMBED_BATCH]).double().cpu() for i in range(0, len(faces), EMBED_BATCH)
+        ]
+    return (torch.cat(embedded) if embedded else None), ok.reshape(videos.shape[:2])
+
+
+def _gathered(
+    parts: list[tuple[torch.Tensor | None, torch.Tensor]], size: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings [N, T, D] (zero where no face) and found [N, T] from _embed_frames of batches of videos."""
+    found = torch.cat([ok for _, ok in parts])
+    embedded = [e for e, _ in parts if e is not None]
+    if not embedded:
+        raise NoFacesError(
+            f"MTCNN found a face in none of the {found.numel()} frames ({size}); for frames too small or"
+            " unlike faces (its smallest face is 20 pixels) pass align=False"
+        )
+    embeddings = torch.zeros(*found.shape, embedded[0].shape[1], dtype=torch.float64)
+    embeddings[found] = torch.cat(embedded)
+    return embeddings, found
+
+
 def _embed_videos(
     generator: VideoGenerator,
     embedder: FaceEmbedder,
@@ -354,32 +388,17 @@ def _embed_videos(
     bar: tqdm,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings [N, T, D] (float64, zero where no face) of the videos of `codes`, and found [N, T]."""
-    embedded, found = [], []
+    parts = []
     for start in range(0, len(codes), batch):
         videos = generator.render(codes[start : start + batch], times)
-        frames = videos.flatten(0, 1)
-        faces, ok = embedder.align(frames) if align else (frames, torch.ones(len(frames), dtype=torch.bool))
-        with torch.inference_mode():
-            embedded += [
-                embedder(faces[i : i + EMBED_BATCH]).double().cpu() for i in range(0, len(faces), EMBED_BATCH)
-            ]
-        found.append(ok.reshape(videos.shape[:2]))
+        parts.append(_embed_frames(embedder, videos, align))
         bar.update(len(videos))
-    found = torch.cat(found)
-    if not embedded:
-        raise NoFacesError(
-            f"MTCNN found a face in none of the {found.numel()} frames"
-            f" ({videos.shape[-2]}x{videos.shape[-1]}); for frames too small or unlike faces (its smallest"
-            " face is 20 pixels) pass align=False"
-        )
-    embeddings = torch.zeros(*found.shape, embedded[0].shape[1], dtype=torch.float64)
-    embeddings[found] = torch.cat(embedded)
-    return embeddings, found
+    return _gathered(parts, f"{videos.shape[-2]}x{videos.shape[-1]}")
 
 
-def _faces_found(found: torch.Tensor) -> float:
-    """The fraction of frames [...] with a face; a warning when some have none."""
-    total, count = found.numel(), int(found.sum())
+def _faces_found(found: torch.Tensor, read: torch.Tensor | None = None) -> float:
+    """The fraction of frames [...] with a face, of those `read` (default all); warns when some have none."""
+    total, count = (found.numel() if read is None else int(read.sum())), int(found.sum())
     if count < total:
         warnings.warn(
             f"MTCNN found no face in {total - count} of {total} frames; they are left out of the value"
@@ -401,6 +420,19 @@ def _result(metric: str, embedder: FaceEmbedder, align: bool, **values) -> dict[
     return {"metric": metric, **values, "embedder": embedder.name, "align": align, "weights_sha256": sha}
 
 
+def _consistency(
+    embeddings: torch.Tensor, found: torch.Tensor, read: torch.Tensor | None = None
+) -> tuple[float, float, int]:
+    """(mean over videos of the mean cos between their frames, faces_found, videos used) of [N, T, D]."""
+    faces_found = _faces_found(found, read)
+    means = [_pair_mean(e[ok])[0] for e, ok in zip(embeddings, found, strict=True) if ok.sum() >= 2]
+    if not means:
+        raise ValueError(
+            f"no video has a face in two frames or more (faces_found={faces_found:.3f}); use more frames"
+        )
+    return float(np.mean(means)), faces_found, len(means)
+
+
 def id_consistency(
     generator: VideoGenerator,
     embedder: FaceEmbedder,
@@ -418,24 +450,70 @@ def id_consistency(
     codes = generator.sample(videos, seed, int(times[-1]) + 1, psi)
     with tqdm(total=videos, desc="id_consistency", unit="video", disable=not progress) as bar:
         embeddings, found = _embed_videos(generator, embedder, codes, times, align, batch, bar)
-    faces_found = _faces_found(found)
-    means = [_pair_mean(e[ok])[0] for e, ok in zip(embeddings, found, strict=True) if ok.sum() >= 2]
-    if not means:
-        raise ValueError(
-            f"no video has a face in two frames or more (faces_found={faces_found:.3f}); use more frames"
-        )
+    value, faces_found, used = _consistency(embeddings, found)
     return _result(
         "id_consistency",
         embedder,
         align,
-        value=float(np.mean(means)),
+        value=value,
         faces_found=faces_found,
-        videos_used=len(means),
+        videos_used=used,
         videos=videos,
         frames=frames,
         step=step,
         seed=seed,
         psi=psi,
+    )
+
+
+def id_consistency_real(
+    data: str | os.PathLike,
+    embedder: FaceEmbedder,
+    videos: int = 64,
+    frames: int = 16,
+    step: int = 8,
+    align: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """id_consistency of a dataset's own videos, the reference a generator's is read against.
+
+    The first `videos` videos (in the dataset's order) are read at frames 0, step, 2 step, ... (at most
+    `frames` of them; a shorter video gives the frames it has): the same times id_consistency renders.
+    """
+    times = _times(frames, step).long().tolist()
+    index = read_index(data)
+    entries = [entry for entry in index.videos if entry.frames > step][:videos]
+    if not entries:
+        raise ValueError(f"{data} has no video longer than step={step} frames: use a smaller step")
+    files = DatasetFiles(data)
+    parts = []
+    try:
+        for entry in tqdm(entries, desc="id_consistency_real", unit="video", disable=not progress):
+            clip = read_frames(files, entry, [t for t in times if t < entry.frames])
+            video = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 127.5 - 1
+            embedded, ok = _embed_frames(embedder, video[None], align)
+            parts.append((embedded, ok))
+    finally:
+        files.close()
+    # Short videos are padded with frames not read (and so without a face); faces_found counts read ones.
+    longest = max(ok.shape[1] for _, ok in parts)
+    padded = [(e, F.pad(ok, (0, longest - ok.shape[1]))) for e, ok in parts]
+    read = torch.stack(
+        [F.pad(torch.ones(ok.shape[1], dtype=torch.bool), (0, longest - ok.shape[1])) for _, ok in parts]
+    )
+    embeddings, found = _gathered(padded, f"{video.shape[-2]}x{video.shape[-1]}")
+    value, faces_found, used = _consistency(embeddings, found, read)
+    return _result(
+        "id_consistency_real",
+        embedder,
+        align,
+        value=value,
+        faces_found=faces_found,
+        videos_used=used,
+        videos=len(entries),
+        frames=frames,
+        step=step,
+        data=str(data),
     )
 
 

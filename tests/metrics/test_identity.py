@@ -16,12 +16,21 @@ from stylevid.codes import Codes
 from stylevid.data.faces import face_detector
 from stylevid.metrics import graphdef, identity, weights
 from stylevid.metrics.i3d import pad_same
-from stylevid.metrics.identity import FaceEmbedder, align_faces, id_consistency, id_diversity, id_preservation
+from stylevid.metrics.identity import (
+    FaceEmbedder,
+    align_faces,
+    id_consistency,
+    id_consistency_real,
+    id_diversity,
+    id_preservation,
+)
 from stylevid.metrics.weights import WeightsHashError, WeightsNotFoundError
 from stylevid.video import to_uint8
 
 SWAPPABLE = ("pose", "lighting", "background")
 SIZE = 64  # the stub generators' frames
+
+VGGFACE2 = "facenet-vggface2"  # the tests of the state-dict reader name it: the default is SFace
 
 
 def small_embedder() -> FaceEmbedder:
@@ -94,6 +103,29 @@ def test_consistency_is_the_mean_over_videos_of_the_mean_cos_over_frame_pairs(vi
     assert result["value"] < 0.9999  # the tiny generator's frames move: not trivially 1
     assert result["faces_found"] == 1.0 and result["videos_used"] == 3
     assert result["weights_sha256"] == {"small-test-net": "0" * 64} and result["embedder"] == "small-test-net"
+
+
+def test_consistency_of_real_videos_reads_the_dataset_at_the_same_times(tmp_path):
+    from stylevid.data.writer import DatasetWriter
+
+    rng = np.random.default_rng(3)
+    # Three videos: 9 frames, 3 frames (shorter than the times asked: its own frames count), 2 frames
+    # (step 2 finds only frame 0: one face, left out of the value).
+    videos = [rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8) for n in (9, 3, 2)]
+    with DatasetWriter(tmp_path / "real", 25.0, SIZE) as writer:
+        for i, video in enumerate(videos):
+            writer.add_video(f"v{i}", video)
+    embedder = small_embedder()
+    result = id_consistency_real(tmp_path / "real", embedder, videos=5, frames=4, step=2, align=False)
+    per_video = []
+    for video in videos[:2]:
+        frames = torch.from_numpy(video[0:7:2]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        e = [embed(embedder, frame) for frame in frames]
+        per_video.append(np.mean([cos(e[i], e[j]) for i in range(len(e)) for j in range(i + 1, len(e))]))
+    assert result["value"] == pytest.approx(np.mean(per_video), abs=1e-6)
+    assert result["videos"] == 2 and result["videos_used"] == 2  # the 2-frame video has no frame at 2
+    assert result["faces_found"] == 1.0  # the short video's missing times are not frames without a face
+    assert result["metric"] == "id_consistency_real" and result["embedder"] == "small-test-net"
 
 
 def test_diversity_compares_videos_that_differ_only_in_identity(video_generator):
@@ -249,7 +281,7 @@ def register(monkeypatch, path):
 def test_facenet_weights_load_into_inception_resnet_v1(made_weights, caches, monkeypatch):
     path, network = made_weights
     digest = register(monkeypatch, path)
-    embedder = identity.load_face_embedder(path)
+    embedder = identity.load_face_embedder(path, weights=VGGFACE2)
     assert embedder.name == "facenet-vggface2" and embedder.weights_sha256 == {"facenet-vggface2": digest}
     made, loaded = network.state_dict(), embedder.network.state_dict()
     assert made.keys() == loaded.keys() and all(torch.equal(made[k], loaded[k]) for k in made)
@@ -285,18 +317,18 @@ def test_facenet_weights_are_found_where_facenet_pytorch_downloads_them(made_wei
     digest = register(monkeypatch, path)
     (caches / "torch" / "checkpoints").mkdir(parents=True)
     (caches / "torch" / "checkpoints" / path.name).symlink_to(path)
-    assert identity.load_face_embedder().weights_sha256 == {"facenet-vggface2": digest}
+    assert identity.load_face_embedder(weights=VGGFACE2).weights_sha256 == {"facenet-vggface2": digest}
 
 
 def test_facenet_weights_with_another_hash_are_refused(made_weights, caches):
     path, _ = made_weights
     with pytest.raises(WeightsHashError, match=weights.REGISTRY["facenet-vggface2"].sha256):
-        identity.load_face_embedder(path)
+        identity.load_face_embedder(path, weights=VGGFACE2)
 
 
 def test_missing_facenet_weights_name_every_place_looked(caches):
     with pytest.raises(WeightsNotFoundError) as error:
-        identity.load_face_embedder()
+        identity.load_face_embedder(weights=VGGFACE2)
     message = str(error.value)
     entry = weights.REGISTRY["facenet-vggface2"]
     for expected in (
@@ -322,20 +354,20 @@ def test_files_that_are_not_a_state_dict_are_refused_without_running_them(caches
     torch.save({"w": RunsCode()}, pickled)
     register(monkeypatch, pickled)
     with pytest.raises(pickle.UnpicklingError):
-        identity.load_face_embedder(pickled)
+        identity.load_face_embedder(pickled, weights=VGGFACE2)
     tensors = tmp_path / "list.pt"
     torch.save([torch.zeros(1)], tensors)
     register(monkeypatch, tensors)
     with pytest.raises(ValueError, match="not a state dict"):
-        identity.load_face_embedder(tensors)
+        identity.load_face_embedder(tensors, weights=VGGFACE2)
     other = tmp_path / "other.pt"
     torch.save({"conv.weight": torch.zeros(1)}, other)
     register(monkeypatch, other)
     with pytest.raises(ValueError, match="does not fit InceptionResnetV1"):
-        identity.load_face_embedder(other)
+        identity.load_face_embedder(other, weights=VGGFACE2)
 
 
-@pytest.fixture(scope="module", params=["facenet-vggface2", "facenet-casia-webface"])
+@pytest.fixture(scope="module", params=["sface", "facenet-vggface2", "facenet-casia-webface"])
 def real_embedder(request):
     try:
         return identity.load_face_embedder(weights=request.param)
