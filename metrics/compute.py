@@ -62,7 +62,7 @@ class Context:
         return self.loaded[key]
 
     def embedder(self):
-        from stylevid.metrics.identity import load_face_embedder  # noqa: PLC0415
+        from stylevid.metrics.face_embedders import load_face_embedder  # noqa: PLC0415
 
         return self.once(
             "embedder",

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from stylevid.data.faces import largest_faces
+from stylevid.metrics.face_embedders import FaceEmbedder, mtcnn_sha256
 from stylevid.metrics.facemesh import MIN_SCORE, FaceMesh, crop_rois, load_facemesh
-from stylevid.metrics.identity import FaceEmbedder, mtcnn_sha256
 from stylevid.metrics.leakage import rms_distance
 from stylevid.video import to_uint8
 

@@ -1,16 +1,17 @@
-"""ONNX models read as protobuf data: the network's nodes in order and its weights as numpy; nothing runs.
+"""ONNX models read as protobuf data: the network's nodes in order and its weights as numpy, never run.
 
-`read_graph(path, ops)` parses a .onnx file with the onnx package (protobuf only, no runtime). Its
-initializers and Constant nodes are constants, and the nodes that only transform constants (the
-weight side of a quantised model: DequantizeLinear, Reshape) are computed here in numpy, as ONNX
-defines them, so what is left is the network: the nodes that the data flows through, for the caller
-to map onto PyTorch. Every op must be one folded here or one of `ops`; any other is named in the error.
+`read_graph(path, ops)` parses a .onnx file with the onnx package (no onnxruntime). Its initializers
+and Constant nodes are constants, and the nodes that only transform constants (the weight side of a
+quantised model: DequantizeLinear, Reshape) are computed by onnx's reference implementation, which is
+ONNX's definition of them, so what is left is the network: the nodes that the data flows through, for the
+caller to map onto PyTorch. Every op must be one folded here or one of `ops`; any other is named in the
+error.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,45 +40,29 @@ class Graph:
     outputs: tuple[str, ...]
 
 
-def _constant(node: Node) -> np.ndarray:
-    for key, value in node.attributes.items():
-        if key == "value":
-            return value
-        if key in ("value_float", "value_floats", "value_int", "value_ints"):
-            return np.asarray(value, np.float32 if "float" in key else np.int64)
-    raise ValueError(f"Constant node {node.name!r} holds {sorted(node.attributes)}: only tensors and numbers")
+# Ops computed by onnx's reference implementation (onnx.reference) when every input is a constant.
+FOLDED = ("Constant", "DequantizeLinear", "Reshape")
 
 
-def _dequantize(node: Node, x: np.ndarray, scale: np.ndarray, zero: np.ndarray | None = None) -> np.ndarray:
-    """ONNX DequantizeLinear (opset 21): (x - zero) * scale, per tensor, per axis or per block of an axis."""
-    axis, block = node.attributes.get("axis", 1) % max(x.ndim, 1), node.attributes.get("block_size", 0)
-    zero = np.zeros_like(scale, dtype=x.dtype) if zero is None else zero
-    if block:
-        if scale.ndim != x.ndim or scale.shape[axis] != -(-x.shape[axis] // block):
-            raise ValueError(
-                f"DequantizeLinear {node.name!r}: scales {list(scale.shape)} do not block {list(x.shape)}"
-                f" by {block} along axis {axis}"
-            )
-        scale, zero = (np.repeat(v, block, axis).take(range(x.shape[axis]), axis) for v in (scale, zero))
-    elif scale.ndim == 1:
-        shape = [-1 if i == axis else 1 for i in range(x.ndim)]
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    # As onnxruntime computes it: the integer difference, then one float32 product.
-    return (x.astype(np.int32) - zero.astype(np.int32)).astype(scale.dtype) * scale
+def _fold(proto, constants: dict[str, np.ndarray], opsets: dict[str, int], path) -> list[np.ndarray]:
+    """The outputs of a node (NodeProto) reading only `constants`, computed by onnx's reference evaluator."""
+    from onnx import helper  # noqa: PLC0415
+    from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
 
-
-def _reshape(node: Node, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
-    if node.attributes.get("allowzero", 0):
-        return x.reshape(shape)
-    return x.reshape([x.shape[i] if s == 0 else s for i, s in enumerate(shape.tolist())])
-
-
-# Ops computed here when every input is a constant: node, input arrays -> output array.
-FOLDED: dict[str, Callable[..., np.ndarray]] = {
-    "Constant": _constant,
-    "DequantizeLinear": _dequantize,
-    "Reshape": _reshape,
-}
+    inputs = [name for name in proto.input if name]
+    graph = helper.make_graph(
+        [proto],
+        proto.name or proto.op_type,
+        [helper.make_empty_tensor_value_info(name) for name in inputs],
+        [helper.make_empty_tensor_value_info(name) for name in proto.output],
+    )
+    try:
+        return ReferenceEvaluator(graph, opsets=opsets).run(None, {name: constants[name] for name in inputs})
+    except Exception as exc:  # the reference ops raise whatever numpy or their own checks raise
+        raise ValueError(
+            f"{path}: {proto.op_type} node {proto.name!r} cannot be computed on its constant inputs "
+            f"{inputs} ({type(exc).__name__}: {exc}): the file is damaged or breaks the ONNX spec"
+        ) from exc
 
 
 def read_model(path: str | os.PathLike):
@@ -103,20 +88,22 @@ def read_graph(path: str | os.PathLike, ops: Collection[str]) -> Graph:
     from onnx import helper, numpy_helper  # noqa: PLC0415
 
     model = read_model(path)
+    opsets = {opset.domain: opset.version for opset in model.opset_import}
     constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     network, unsupported = [], {}
     for proto in model.graph.node:
-        attributes = {
-            a.name: (numpy_helper.to_array(a.t) if a.HasField("t") else helper.get_attribute_value(a))
-            for a in proto.attribute
-        }
-        node = Node(proto.op_type, proto.name, tuple(proto.input), tuple(proto.output), attributes)
-        if node.op in FOLDED and all(name in constants for name in node.inputs if name):
-            constants[node.outputs[0]] = FOLDED[node.op](node, *(constants[n] for n in node.inputs if n))
-        elif node.op in ops:
-            network.append(node)
+        if proto.op_type in FOLDED and all(name in constants for name in proto.input if name):
+            constants.update(zip(proto.output, _fold(proto, constants, opsets, path), strict=True))
+        elif proto.op_type in ops:
+            attributes = {
+                a.name: (numpy_helper.to_array(a.t) if a.HasField("t") else helper.get_attribute_value(a))
+                for a in proto.attribute
+            }
+            network.append(
+                Node(proto.op_type, proto.name, tuple(proto.input), tuple(proto.output), attributes)
+            )
         else:
-            unsupported.setdefault(node.op, node.name)
+            unsupported.setdefault(proto.op_type, proto.name)
     if unsupported:
         found = ", ".join(f"{op} (node {name!r})" for op, name in sorted(unsupported.items()))
         raise ValueError(

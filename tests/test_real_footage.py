@@ -232,8 +232,8 @@ def test_frames_of_the_real_clip_invert_closer_to_each_other_than_to_another_per
 
 
 def test_the_two_pose_readouts_of_leakage_faces_agree_on_the_real_head_turn(carphone):
+    from stylevid.metrics.face_embedders import load_face_embedder
     from stylevid.metrics.face_readout import FaceReadout
-    from stylevid.metrics.identity import load_face_embedder
 
     embedder = load_face_embedder(weights="facenet-casia-webface")
     frames = torch.from_numpy(carphone[::6]).permute(0, 3, 1, 2).float() / 127.5 - 1  # 20 frames
@@ -252,7 +252,8 @@ def test_the_two_pose_readouts_of_leakage_faces_agree_on_the_real_head_turn(carp
 
 
 def test_identity_holds_over_the_real_videos_for_both_face_networks(footage):
-    from stylevid.metrics.identity import id_consistency_real, load_face_embedder
+    from stylevid.metrics.face_embedders import load_face_embedder
+    from stylevid.metrics.identity import id_consistency_real
 
     dest, _ = footage
     values = {}

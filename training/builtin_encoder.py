@@ -49,7 +49,7 @@ def held_out_clips(data: Path, resolution: int, clips: int = 32, frames: int = 1
 
 def judge_encoder(encoder, generator, data: Path, people: int = 1000) -> dict:
     """The scores of the module doc."""
-    from stylevid.metrics.identity import load_face_embedder  # noqa: PLC0415
+    from stylevid.metrics.face_embedders import load_face_embedder  # noqa: PLC0415
     from stylevid.metrics.inversion import reconstruction, sample_inversion  # noqa: PLC0415
     from stylevid.metrics.lpips import load_lpips  # noqa: PLC0415
 

@@ -3,7 +3,7 @@
 MTCNN finds the largest face in each frame (on the CPU, without gradient: only where the face is).
 From that box, every reading is a differentiable function of the frame's pixels:
 
-- identity: FaceNet's unit embedding of the face crop (the crop of metrics.identity.face_crop,
+- identity: FaceNet's unit embedding of the face crop (the crop of metrics.face_embedders.face_crop,
   sampled bilinearly); distance 1 - cos.
 - pose: MTCNN's landmark network (ONet) run on the face box, its five points turned into roll, yaw
   and pitch as the `leakage_faces` readout's `pose="points"` option does (metrics.face_readout
@@ -28,6 +28,7 @@ from torch import nn
 
 from stylevid.config import FACTORS
 from stylevid.data.faces import face_detector, face_square, largest_faces
+from stylevid.metrics.face_embedders import FACE_SIZE, MARGIN, FaceEmbedder, load_face_embedder, mtcnn_sha256
 from stylevid.metrics.face_readout import (
     BACKGROUND_GRID,
     LUMA,
@@ -35,7 +36,6 @@ from stylevid.metrics.face_readout import (
     near_face,
     pose_from_points,
 )
-from stylevid.metrics.identity import FACE_SIZE, MARGIN, FaceEmbedder, load_face_embedder, mtcnn_sha256
 from stylevid.video import to_uint8
 
 ONET_SIZE = 48  # the input side of MTCNN's landmark network

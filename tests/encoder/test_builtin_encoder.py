@@ -101,7 +101,7 @@ def test_the_inversion_metric_runs_from_the_command_line(tmp_path, monkeypatch):
 
 
 def test_tg_id_falls_for_a_video_whose_identity_drifts(gen):
-    from stylevid.metrics.identity import load_face_embedder
+    from stylevid.metrics.face_embedders import load_face_embedder
     from stylevid.metrics.inversion import temporal_identity
 
     embedder = load_face_embedder(weights="facenet-casia-webface")

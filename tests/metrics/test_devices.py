@@ -13,9 +13,9 @@ from device_standin import DeviceMixError, OffHostMode, move_by_replacing
 from facenet_pytorch import InceptionResnetV1
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from stylevid.metrics.face_embedders import FaceEmbedder
 from stylevid.metrics.face_readout import BACKGROUND_GRID, background_features
 from stylevid.metrics.i3d import CLASSES, I3D
-from stylevid.metrics.identity import FaceEmbedder
 from stylevid.metrics.leakage import ProbeReadout, rms_distance
 from stylevid.metrics.lpips import LPIPSDistance
 from stylevid.metrics.probes import OUTPUTS, FactorProbe

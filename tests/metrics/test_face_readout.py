@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_face_embedders import astronaut, small_embedder
 from test_facemesh import loaded_facemesh
-from test_identity import astronaut, small_embedder
 
 from stylevid.data.faces import largest_faces
 from stylevid.metrics.face_readout import FaceReadout, background_features, lighting_features, pose_features

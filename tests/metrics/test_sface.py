@@ -12,7 +12,7 @@ from PIL import Image
 from skimage import data
 
 from stylevid.data.faces import largest_faces
-from stylevid.metrics import identity, onnx_graph, sface, weights
+from stylevid.metrics import face_embedders, onnx_graph, sface, weights
 from stylevid.metrics.face_align import TEMPLATE, five_point_crop, similarity_transform, warp_face
 from stylevid.metrics.weights import WeightsHashError
 
@@ -29,8 +29,8 @@ def sface_file() -> Path:
 
 
 @pytest.fixture(scope="module")
-def embedder(sface_file) -> identity.FaceEmbedder:
-    return identity.load_face_embedder(sface_file, weights="sface")
+def embedder(sface_file) -> face_embedders.FaceEmbedder:
+    return face_embedders.load_face_embedder(sface_file, weights="sface")
 
 
 @pytest.fixture(scope="module")
@@ -95,31 +95,56 @@ def test_our_module_computes_what_onnxruntime_computes_on_real_faces(embedder, r
     ("shape", "scale_shape", "axis", "block"),
     [((4, 6), (), 1, 0), ((4, 6), (4,), 0, 0), ((4, 10), (4, 3), 1, 4), ((10,), (2,), 0, 5)],
 )
-def test_dequantize_linear_is_onnxs(shape, scale_shape, axis, block):
+def test_dequantized_weights_are_what_onnxruntime_computes(tmp_path, shape, scale_shape, axis, block):
     ort = pytest.importorskip("onnxruntime")
-    int8, float32 = onnx.TensorProto.INT8, onnx.TensorProto.FLOAT
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, shape).astype(np.int8)
     scale = rng.uniform(1e-4, 1e-2, scale_shape).astype(np.float32)
     zero = rng.integers(-20, 20, scale_shape).astype(np.int8)
     attributes = {"axis": axis, **({"block_size": block} if block else {})}
-    node = onnx.helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"], **attributes)
+    # Quantised weights y = DequantizeLinear(x, s, z) that a one-node network reads: out = data * y.
+    float32 = onnx.TensorProto.FLOAT
     graph = onnx.helper.make_graph(
-        [node],
-        "dequantize",
         [
-            onnx.helper.make_tensor_value_info(n, t, a.shape)
-            for n, t, a in (("x", int8, x), ("s", float32, scale), ("z", int8, zero))
+            onnx.helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"], **attributes),
+            onnx.helper.make_node("Mul", ["data", "y"], ["out"]),
         ],
-        [onnx.helper.make_tensor_value_info("y", float32, shape)],
+        "dequantize",
+        [onnx.helper.make_tensor_value_info("data", float32, shape)],
+        [onnx.helper.make_tensor_value_info(name, float32, shape) for name in ("out", "y")],
+        [onnx.numpy_helper.from_array(a, name) for name, a in (("x", x), ("s", scale), ("z", zero))],
     )
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    (expected,) = session.run(None, {"x": x, "s": scale, "z": zero})
-    ours = onnx_graph.FOLDED["DequantizeLinear"](
-        onnx_graph.Node("DequantizeLinear", "n", (), (), attributes), x, scale, zero
+    path = tmp_path / "dequantize.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21)]), path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # its kernel, not a fold
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    (expected,) = session.run(["y"], {"data": np.ones(shape, np.float32)})
+    ours = onnx_graph.read_graph(path, {"Mul"})
+    assert [node.op for node in ours.nodes] == ["Mul"] and ours.input == "data"
+    np.testing.assert_array_equal(ours.constants["y"], expected)
+    assert ours.constants["y"].dtype == np.float32
+
+
+def test_a_fold_that_breaks_the_spec_names_its_node(tmp_path):
+    # Two scales cannot block ten values by four: ceil(10 / 4) = 3 are needed.
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("DequantizeLinear", ["x", "s"], ["y"], name="dq", axis=0, block_size=4),
+            onnx.helper.make_node("Mul", ["data", "y"], ["out"]),
+        ],
+        "dequantize",
+        [onnx.helper.make_tensor_value_info("data", onnx.TensorProto.FLOAT, (10,))],
+        [onnx.helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, (10,))],
+        [
+            onnx.numpy_helper.from_array(np.zeros(10, np.int8), "x"),
+            onnx.numpy_helper.from_array(np.ones(2, np.float32), "s"),
+        ],
     )
-    np.testing.assert_array_equal(ours, expected)
+    path = tmp_path / "bad.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21)]), path)
+    with pytest.raises(ValueError, match=r"DequantizeLinear node 'dq' cannot be computed on its constant"):
+        onnx_graph.read_graph(path, {"Mul"})
 
 
 def random_similarity(rng: np.random.Generator) -> np.ndarray:
@@ -211,7 +236,7 @@ def test_the_embedder_is_sface_with_its_own_alignment(embedder, sface_file):
     assert embedder.name == "sface" and embedder.size == sface.SIZE
     assert embedder.weights_sha256 == {"sface": weights.REGISTRY["sface"].sha256}
     photo = as_frame(data.astronaut())
-    ours, theirs = embedder.align(photo)[0], identity.align_faces(photo)[0]  # FaceNet's box crop
+    ours, theirs = embedder.align(photo)[0], face_embedders.align_faces(photo)[0]  # FaceNet's box crop
     assert ours.shape == (1, 3, 112, 112) and theirs.shape == (1, 3, 160, 160)
     embedding = embedder(ours)
     assert embedding.shape == (1, sface.DIM) and float(embedding.norm()) == pytest.approx(1, abs=1e-6)
@@ -226,7 +251,7 @@ def test_a_missing_or_damaged_file_is_named(sface_file, tmp_path):
     with pytest.raises(ValueError, match="damaged.onnx is not a readable ONNX model"):
         sface.sface_state(damaged, network)
     with pytest.raises(WeightsHashError, match="damaged or another version"):
-        identity.load_face_embedder(damaged, weights="sface")
+        face_embedders.load_face_embedder(damaged, weights="sface")
 
 
 def edited(sface_file: Path, tmp_path: Path, output: str, change) -> Path:
