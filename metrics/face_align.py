@@ -2,9 +2,10 @@
 
 Face networks of the ArcFace family (SFace among them) learn from faces warped so that the eyes, the
 nose tip and the mouth corners land as near as they can on TEMPLATE: a rotation, one scale and a shift
-fitted by least squares (Umeyama's closed form, as OpenCV's FaceRecognizerSF.alignCrop and
-insightface fit it), then the frame resampled bilinearly with black outside it (cv2.warpAffine's
-INTER_LINEAR with a constant border). Pixel centres are at integer coordinates, as in OpenCV.
+fitted by least squares (Umeyama's closed form, stylevid.metrics.rigid, as OpenCV's
+FaceRecognizerSF.alignCrop and insightface fit it), then the frame resampled bilinearly with black
+outside it (cv2.warpAffine's INTER_LINEAR with a constant border). Pixel centres are at integer
+coordinates, as in OpenCV.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from stylevid.metrics.rigid import rigid_fit
 
 SIZE = 112
 # (x, y) in a 112x112 face of the left eye, right eye, nose tip, left and right mouth corner (image left
@@ -32,16 +35,10 @@ def similarity_transform(points: np.ndarray, target: np.ndarray = TEMPLATE) -> n
     points, target = np.asarray(points, np.float64), np.asarray(target, np.float64)
     if points.shape != target.shape or points.shape[-1] != 2:
         raise ValueError(f"points {list(points.shape)} must be [K, 2] like the target {list(target.shape)}")
-    centred, target_centred = points - points.mean(0), target - target.mean(0)
-    spread = (centred**2).sum(1).mean()
-    if spread < 1e-12:
+    if ((points - points.mean(0)) ** 2).sum(1).mean() < 1e-12:
         raise ValueError(f"the landmarks {points.tolist()} are one point: no face to align")
-    u, s, vt = np.linalg.svd(target_centred.T @ centred / len(points))
-    flip = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])  # a rotation, not a mirror
-    rotation = u @ flip @ vt
-    scale = (s * np.diag(flip)).sum() / spread
-    shift = target.mean(0) - scale * rotation @ points.mean(0)
-    return np.concatenate([scale * rotation, shift[:, None]], axis=1)
+    scale, rotation, shift = rigid_fit(torch.from_numpy(target)[None], torch.from_numpy(points))
+    return torch.cat([scale[0] * rotation[0], shift[0, :, None]], dim=1).numpy()
 
 
 def warp_face(image: np.ndarray, matrix: np.ndarray, size: int = SIZE) -> np.ndarray:

@@ -16,9 +16,9 @@ import torch
 def rigid_fit(
     points: torch.Tensor, reference: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Scale [N], rotation [N, 3, 3], translation [N, 3] minimising |points - (s R reference + t)|².
+    """Scale [N], rotation [N, D, D], translation [N, D] minimising |points - (s R reference + t)|².
 
-    points [N, M, 3], reference [M, 3] (or [N, M, 3]).
+    points [N, M, D], reference [M, D] (or [N, M, D]); D = 3 for meshes, 2 for face alignment.
     """
     reference = reference.to(points).expand_as(points)
     mean_p, mean_r = points.mean(dim=1, keepdim=True), reference.mean(dim=1, keepdim=True)
@@ -26,7 +26,8 @@ def rigid_fit(
     covariance = p.transpose(1, 2) @ r / points.shape[1]  # [N, 3, 3]
     u, singular, vh = torch.linalg.svd(covariance)
     sign = torch.linalg.det(u) * torch.linalg.det(vh)  # -1 where the best orthogonal map is a reflection
-    flip = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=1)
+    flip = torch.ones_like(singular)
+    flip[:, -1] = sign
     rotation = u @ (flip[:, :, None] * vh)
     scale = (singular * flip).sum(dim=1) / r.square().sum(dim=(1, 2)) * points.shape[1]
     translation = mean_p[:, 0] - scale[:, None] * (rotation @ mean_r[:, 0, :, None])[..., 0]

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from tflite.utils import opcode2name
 from torch import nn
 
+from stylevid.metrics.i3d import same_padding  # TensorFlow's SAME rule, which TFLite shares
+
 # TFLite's fused activations (tflite.ActivationFunctionType) by enum value.
 ACTIVATIONS: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
     0: lambda x: x,
@@ -35,12 +37,6 @@ DTYPES = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.INT32: np.int
 
 class TFLiteError(ValueError):
     """A file that is not a TFLite model, or one holding an op or tensor type this reader does not map."""
-
-
-def same_padding(size: int, extent: int, stride: int) -> tuple[int, int]:
-    """TFLite's SAME padding (before, after) of one axis of `size` for a window spanning `extent` pixels."""
-    total = max((-(-size // stride) - 1) * stride + extent - size, 0)
-    return total // 2, total - total // 2
 
 
 def _pad_window(x: torch.Tensor, options: dict, kernel: tuple[int, int], value: float = 0.0) -> torch.Tensor:

@@ -129,12 +129,6 @@ def test_prelu_add_and_pad_match_numpy():
     )
 
 
-def test_same_padding_puts_the_odd_pixel_after():
-    assert tflite_graph.same_padding(8, 3, 2) == (0, 1)
-    assert tflite_graph.same_padding(7, 3, 2) == (1, 1)
-    assert tflite_graph.same_padding(96, 2, 2) == (0, 0)
-
-
 def _with_opcode(model_bytes: bytes, old: str, new: int) -> bytes:
     """The model with op code `old` rewritten to the builtin op number `new` (both of its fields)."""
     model = tflite.Model.GetRootAsModel(model_bytes, 0)
