@@ -264,3 +264,26 @@ def test_identity_holds_over_the_real_videos_for_both_face_networks(footage):
     # Measured: SFace 0.91, FaceNet CASIA 0.89 (their scales differ): the real reference a generator's
     # id_consistency is read against; a different person in each frame would give ~0.
     assert values["sface"] > 0.6 and values["facenet-casia-webface"] > 0.6, values
+
+
+def test_the_metrics_command_scores_the_real_videos_with_sface_by_default(footage, tmp_path):
+    import json
+
+    from stylevid.cli import main
+
+    dest, _ = footage
+    out = tmp_path / "metrics.jsonl"
+    argv = [
+        "metrics",
+        "--network",
+        "builtin:synth64",
+        "--data",
+        str(dest),
+        "--metrics",
+        "id_consistency_real",
+    ]
+    assert main([*argv, "--out", str(out)]) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["metric"] == "id_consistency_real" and record["results"]["embedder"] == "sface"
+    assert "sface" in record["weights_sha256"]
+    assert record["value"] > 0.6
