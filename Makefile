@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo lint layers format gpu-check probes teachers builtin builtin-encoder clean
+.PHONY: test test-py312 demo lint layers format gpu-check probes teachers builtin builtin-encoder clean
 
 $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: layers
 
 test: lint
 	$(PY) -m pytest -q
+
+# CI's second run: Python 3.12 with the lowest supported torch, in build/venv312 (about 7 minutes).
+test-py312:
+	bash .ci/other_python.sh
 
 # The main job: synthetic faces, synth64 trained on the CPU for ~11 minutes, report in demo/report.
 demo: $(VENV)/.installed

@@ -18,7 +18,7 @@ setup(
     description="Disentangled face-video GANs (identity, pose, lighting, background): train, edit, evaluate.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.13",
     packages=[
         f"{name}.{sub}" if sub else name
         for name, folder in FOLDERS.items()
@@ -34,8 +34,8 @@ setup(
         "stylevid": ["builtin/*.safetensors", "builtin/*.json"],
     },
     install_requires=[
-        "torch==2.14.1",
-        "torchvision==0.29.1",
+        "torch>=2.11,<2.15",
+        "torchvision>=0.26,<0.30",
         "ninja",
         "numpy",
         "scipy",
