@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     impls, cuda_error = ["ref"], None
     if device.type == "cuda":
+        # set_device refuses a device without an index ('cuda'), which means the current one.
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
         torch.cuda.set_device(device)
         started = time.monotonic()
         cuda_error = cuda_kernels_error(device)

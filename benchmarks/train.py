@@ -55,7 +55,8 @@ def sec_per_kimg(preset: str, steps: int, device: str) -> tuple[float, float]:
         trainer.step()
     _sync(trainer.process.device)
     seconds = (time.perf_counter() - start) / steps
-    memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
+    on_gpu = trainer.process.device.type == "cuda"  # 'cuda:1' too, not only 'cuda'
+    memory = torch.cuda.max_memory_allocated(trainer.process.device) / 2**20 if on_gpu else float("nan")
     return seconds / cfg.batch * 1000, memory
 
 
