@@ -1,20 +1,24 @@
-"""Train ffs256-shaped networks at 64² for a few minutes: ADA and bfloat16 on, random clips in memory.
+"""Train the ffs256 networks for minutes at 64² or the preset's own 256²: ADA and bfloat16 on, random clips.
 
-    python benchmarks/gpu_train.py [--seconds 180] [--device cuda] [--batch N] [--json OUT]
+    python benchmarks/gpu_train.py [--seconds 180] [--resolution 64|128|256] [--device cuda] [--batch N]
+                                   [--json OUT]
     python benchmarks/gpu_train.py --device cpu --seconds 20      # smoke test of this script, no GPU
 
-The networks are the ffs256 preset's at 64²: StyleGAN2's 256² widths (512 channels up to 32², 256
-at 64²), the 128² and 256² layers left out, and the clip's frames fused at 32² as at 256². The
-training settings are ffs256's (batch 64, lazy R1, EMA, the disentanglement losses), with the
-augmentation probability started at START_P so that ADA's transforms run from the first step
-(the controller moves it from there), and bfloat16 autocast, which the Trainer uses on CUDA only.
+The networks are the ffs256 preset's: StyleGAN2's 256² widths (512 channels up to 32², 256 at
+64², ...), at --resolution the layers above it left out (at 64² the 128² and 256² ones), and the
+clip's frames fused at 32² as at 256². The training settings are ffs256's (batch 64, lazy R1, EMA,
+the disentanglement losses), with the augmentation probability started at START_P so that ADA's
+transforms run from the first step (the controller moves it from there), and bfloat16 autocast,
+which the Trainer uses on CUDA only.
 
-Printed, and written to --json: sec/kimg of every tick (the first includes the warm-up), peak
-memory, every loss of the last tick and whether all are finite, and whether an op fell back to the
-PyTorch reference: the dispatcher's RuntimeWarning caught during the run, which implementation
-each op gives a tensor on the device, and `stylevid ops status`. The exit status is 1 when a
-loss is not finite, an op fell back on a GPU, or no tick was logged. The run folder (its
-stats.jsonl and the final snapshot, about 1.6 GB) is left in a new folder under $TMPDIR.
+Printed, and written to --json: sec/kimg of every tick (the first includes the warm-up) and of the
+ticks after it, peak memory, the GPU's busy share over those ticks (nvidia-smi's utilization.gpu,
+benchmarks/gpu_busy.py), every loss of the last tick and whether all are finite, and whether an op
+fell back to the PyTorch reference: the dispatcher's RuntimeWarning caught during the run, which
+implementation each op gives a tensor on the device, and `stylevid ops status`. The last line,
+`summary: ...`, holds the key figures. The exit status is 1 when a loss is not finite, an op fell
+back on a GPU, or no tick was logged. The run folder (its stats.jsonl and the final snapshot,
+about 1.6 GB at 64²) is left in a new folder under $TMPDIR.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import argparse
 import dataclasses
 import json
 import math
+import statistics
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import torch
+from gpu_busy import GpuBusy
 from train import RandomClips
 
 from stylevid.config import ModelConfig, preset
@@ -38,20 +44,20 @@ from stylevid.training.distributed import ProcessGroup
 from stylevid.training.run_folder import STATS
 from stylevid.training.trainer import NonFiniteLoss, Trainer
 
-RESOLUTION = 64
+RESOLUTIONS = (32, 64, 128, 256)  # the fusion at 32² needs at least 32²; 256² is the preset's own
 START_P = 0.3
-TICK_KIMG = 1.0  # 16 steps of 64 clips: several ticks in three minutes on one H100
+TICK_KIMG = 1.0  # 16 steps of 64 clips: several ticks in a minute at 256² on an H100
 CPU_BATCH = 4  # on the CPU one step of 64 clips of these widths takes minutes
 OPS = ("upfirdn2d", "bias_act")
 FALLBACK = "kernel is unavailable"  # in the dispatcher's warning when it uses the reference instead
 
 
-def ffs256_at_64(batch: int | None) -> TrainConfig:
-    """The ffs256 training settings with its networks at 64² (same widths), ADA on, ticks every TICK_KIMG."""
+def ffs256_at(resolution: int, batch: int | None) -> TrainConfig:
+    """The ffs256 settings with its networks at `resolution` (same widths), ADA on, ticks every TICK_KIMG."""
     cfg = train_preset("ffs256")
     model = ModelConfig(
-        dataclasses.replace(cfg.model.generator, resolution=RESOLUTION),
-        dataclasses.replace(cfg.model.discriminator, resolution=RESOLUTION),
+        dataclasses.replace(cfg.model.generator, resolution=resolution),
+        dataclasses.replace(cfg.model.discriminator, resolution=resolution),
     )
     if not (cfg.augment.enabled and cfg.mixed_precision):
         raise ValueError("the ffs256 preset no longer enables ADA and mixed precision; update this benchmark")
@@ -70,9 +76,9 @@ def ffs256_at_64(batch: int | None) -> TrainConfig:
 
 
 def widths(cfg: TrainConfig) -> dict[str, dict[int, int]]:
-    """Channels per resolution 4..64 of G and D, and of the 256 preset's layers at those resolutions."""
+    """Channels per resolution 4..R of G and D, and of the 256 preset's layers at those resolutions."""
     full = preset("256")
-    resolutions = [2**i for i in range(2, int(math.log2(RESOLUTION)) + 1)]
+    resolutions = [2**i for i in range(2, int(math.log2(cfg.model.generator.resolution)) + 1)]
     return {
         "generator": {r: cfg.model.generator.channels(r) for r in resolutions},
         "discriminator": {r: cfg.model.discriminator.channels(r) for r in resolutions},
@@ -89,14 +95,26 @@ def ticks(run_dir: Path) -> list[dict]:
     return [r for r in records if "stats" in r]
 
 
+def steady_window(records: list[dict], start: float) -> tuple[float, float] | None:
+    """(from, to) in time.monotonic() of the ticks after the first (or the only one), from their sec/kimg."""
+    if not records:
+        return None
+    ends, kimg, now = [], 0.0, start
+    for record in records:
+        now += record["sec_per_kimg"] * (record["kimg"] - kimg)
+        kimg = record["kimg"]
+        ends.append(now)
+    return (ends[0], ends[-1]) if len(ends) > 1 else (start, ends[0])
+
+
 def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path) -> dict:
-    """Train for `seconds` on random clips; the run's ticks, failure, caught warnings and timings."""
+    """Train for `seconds` on random clips: the run's ticks, failure, warnings, timings, GPU busy share."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    clips = RandomClips(RESOLUTION, cfg.model.discriminator.frames, count=cfg.batch)
+    clips = RandomClips(cfg.model.generator.resolution, cfg.model.discriminator.frames, count=cfg.batch)
     failure = None
     started = time.monotonic()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, GpuBusy(device) as busy:
         warnings.simplefilter("always")
         trainer = Trainer(cfg, clips, run_dir, process=ProcessGroup(device=device), workers=0)
         trainer.ada.p = START_P
@@ -108,11 +126,14 @@ def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path)
     finished = time.monotonic()
     reserved = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None
     messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    records = ticks(run_dir)
+    window = steady_window(records, built)
     return {
-        "ticks": ticks(run_dir),
+        "ticks": records,
+        "gpu_busy": busy.share(*window) if window else None,
         "steps": trainer.step_index,
         "kimg": trainer.nimg / 1000,
-        "final_p": trainer.ada.p,
+        "final_p": float(trainer.ada.p),  # a device tensor while training
         "failure": failure,
         "warnings": messages,
         "setup_s": round(built - started, 1),
@@ -125,13 +146,16 @@ def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path)
 def ops_used(device: torch.device) -> dict[str, str]:
     """Which implementation each op gives a tensor on `device` in this process, after the run."""
     probe = torch.empty(1, device=device)
-    return {name: "reference" if dispatch.plugin(name, probe) is None else "CUDA kernel" for name in OPS}
+    kernel = "CUDA kernel" if device.type == "cuda" else "CPU emulation of the kernel"
+    return {name: "reference" if dispatch.plugin(name, probe) is None else kernel for name in OPS}
 
 
 def report(cfg: TrainConfig, device: torch.device, seconds: float, run: dict) -> dict:
     """The run's summary: what is printed and written to --json, with the verdict."""
     last = run["ticks"][-1] if run["ticks"] else None
     losses = last["stats"] if last else {}
+    # The ticks after the first, which holds the warm-up (kernel loads, cuDNN's autotuning).
+    steady = [t["sec_per_kimg"] for t in run["ticks"][1:]] or [t["sec_per_kimg"] for t in run["ticks"]]
     used = ops_used(device)
     fallbacks = [m for m in run["warnings"] if FALLBACK in m]
     problems = []
@@ -147,7 +171,7 @@ def report(cfg: TrainConfig, device: torch.device, seconds: float, run: dict) ->
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "torch": torch.__version__,
-        "resolution": RESOLUTION,
+        "resolution": cfg.model.generator.resolution,
         "batch": cfg.batch,
         "widths": widths(cfg),
         "bf16_autocast": cfg.mixed_precision and device.type == "cuda",
@@ -157,6 +181,8 @@ def report(cfg: TrainConfig, device: torch.device, seconds: float, run: dict) ->
         "steps": run["steps"],
         "kimg": run["kimg"],
         "sec_per_kimg": [round(t["sec_per_kimg"], 2) for t in run["ticks"]],
+        "steady_sec_per_kimg": round(statistics.median(steady), 2) if steady else None,
+        "gpu_busy": run["gpu_busy"],
         "peak_memory_mib": last["memory_mib"] if last else None,
         "peak_reserved_mib": run["peak_reserved_mib"],
         "last_tick": losses,
@@ -186,6 +212,8 @@ def show(summary: dict) -> None:
         f" {s['train_call_s']} s with the last tick and snapshot)"
     )
     print(f"sec/kimg per tick (the first includes the warm-up): {s['sec_per_kimg']}")
+    if s["gpu_busy"] is not None:
+        print(f"GPU busy over the ticks after the first (nvidia-smi utilization.gpu): {s['gpu_busy']:.0%}")
     reserved = f", {s['peak_reserved_mib']:.0f} MiB reserved" if s["peak_reserved_mib"] is not None else ""
     memory = "GPU allocated" if s["device"].startswith("cuda") else "RSS"
     print(f"peak memory: {s['peak_memory_mib']:.0f} MiB {memory}{reserved}")
@@ -200,12 +228,32 @@ def show(summary: dict) -> None:
         print(f"  {line}")
     print(f"run folder (stats.jsonl, the final snapshot): {s['run_dir']}")
     print("verdict: " + ("ok" if not s["problems"] else "FAILED\n  - " + "\n  - ".join(s["problems"])))
+    print(f"summary: {key_figures(s)}")
+
+
+def key_figures(s: dict) -> str:
+    """One line: resolution, batch, steady sec/kimg, peak memory, GPU busy share (gpu_check.sh's table)."""
+    parts = [f"ffs256 at {s['resolution']}², batch {s['batch']}"]
+    if s["steady_sec_per_kimg"] is not None:
+        parts.append(f"{s['steady_sec_per_kimg']:g} sec/kimg")
+    if s["peak_memory_mib"] is not None:
+        parts.append(f"peak {s['peak_memory_mib'] / 1024:.1f} GiB")
+    if s["gpu_busy"] is not None:
+        parts.append(f"GPU busy {s['gpu_busy']:.0%}")
+    return ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180.0, help="training time (default 180)")
     parser.add_argument("--device", default="cuda", help="cuda (or cuda:N), or cpu for a smoke test")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=64,
+        choices=RESOLUTIONS,
+        help="frame size; 256 is the ffs256 preset's own (default 64)",
+    )
     parser.add_argument(
         "--batch",
         type=int,
@@ -219,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--device {args.device}: no CUDA GPU is visible here; use --device cpu for a smoke test"
         )
-    cfg = ffs256_at_64(args.batch or (CPU_BATCH if device.type == "cpu" else None))
+    cfg = ffs256_at(args.resolution, args.batch or (CPU_BATCH if device.type == "cpu" else None))
     # Kept, not deleted: the Trainer's TensorBoard writer may still be writing into it at exit.
     run_dir = Path(tempfile.mkdtemp(prefix="stylevid-gpu-train-"))
     summary = report(cfg, device, args.seconds, train(cfg, device, args.seconds, run_dir))
