@@ -2,7 +2,7 @@
 # CI's short run on the other supported Python (3.12; `make test` covers 3.11) with the lowest
 # supported torch (.ci/lowest-torch.txt): install into build/venv312, import every module, run the
 # version tests and the kernels' tests (nvcc build, CPU emulation against the reference), then train
-# synth64 through the kernels' CPU emulation past the start of the pair terms, resume, and generate.
+# synth64 on the CPU past the start of the pair terms, resume, and generate.
 #
 #   bash .ci/other_python.sh        # OTHER_PYTHON=/path/to/python3.12 overrides the search
 #
@@ -75,11 +75,10 @@ tests() {
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_versions.py tests/custom_ops
 }
 
-# synth64 through the compiled kernels' CPU emulation: 44 steps of 8 clips (0.35 kimg) reach lazy R1
-# and the pair terms (they start at 0.3 kimg), then a resume adds a tick and a video is generated.
+# synth64 on the CPU: 44 steps of 8 clips (0.35 kimg) reach lazy R1 and the pair terms (they start
+# at 0.3 kimg), then a resume adds a tick and a video is generated.
 train() {
   local run=$WORK/runs/00000-synth64
-  local -x STYLEVID_OPS=emulate
   "$VENV/bin/python" -m stylevid synth --out "$WORK/synthetic.zip" --videos 8 --frames 8 --resolution 64
   "$VENV/bin/python" -m stylevid train --data "$WORK/synthetic.zip" --preset synth64 --kimg 0.35 \
     --out "$WORK/runs" --device cpu
