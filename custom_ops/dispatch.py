@@ -1,4 +1,9 @@
-"""Chooses between the CUDA kernels and the PyTorch reference: `impl='auto'|'cuda'|'ref'` or STYLEVID_OPS."""
+"""Chooses the CUDA kernels or the PyTorch reference: `impl` auto|cuda|ref|emulate, or STYLEVID_OPS.
+
+'emulate' is the kernels' path everywhere: the CUDA kernels on CUDA tensors and their CPU emulation
+(the same per-element code in a host loop, csrc/emulate.cpp) on CPU tensors, so that a whole
+training step on the CPU runs what a GPU runs, dtypes and autograd Functions included.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import torch
 
 from . import build
 
-IMPLS = ("auto", "cuda", "ref")
+IMPLS = ("auto", "cuda", "ref", "emulate")
 ENV_VAR = "STYLEVID_OPS"
 
 
@@ -54,10 +59,24 @@ def plugin(name: str, x: torch.Tensor, impl: str | None = None) -> ModuleType | 
 
     'ref' always gives None. 'cuda' gives the extension or raises with the reason. 'auto' gives
     the extension for CUDA tensors when it builds, else None, warning once if the build failed.
+    'emulate' gives the extension for CUDA tensors and the CPU emulation of both kernels for CPU
+    tensors, or raises with the reason.
     """
     choice = requested_impl(impl)
     if choice == "ref" or (choice == "auto" and not x.is_cuda):
         return None
+    if choice == "emulate" and not x.is_cuda:
+        if x.device.type != "cpu":
+            raise RuntimeError(
+                f"{name}: impl='emulate' runs the kernels on CPU or CUDA tensors, got one on {x.device}; "
+                f"use impl='ref' for other devices"
+            )
+        entry = _load("emulate")
+        if entry.module is None:
+            raise RuntimeError(
+                f"{name}: impl='emulate' was requested but the emulation is unusable: {entry.error}"
+            )
+        return entry.module
     if choice == "cuda" and not x.is_cuda:
         raise RuntimeError(
             f"{name}: impl='cuda' needs a CUDA tensor, got one on {x.device}; move it with "
@@ -66,8 +85,10 @@ def plugin(name: str, x: torch.Tensor, impl: str | None = None) -> ModuleType | 
     entry = _load(name)
     if entry.module is not None:
         return entry.module
-    if choice == "cuda":
-        raise RuntimeError(f"{name}: impl='cuda' was requested but the extension is unusable: {entry.error}")
+    if choice in ("cuda", "emulate"):
+        raise RuntimeError(
+            f"{name}: impl='{choice}' was requested but the extension is unusable: {entry.error}"
+        )
     if not entry.warned:
         entry.warned = True
         warnings.warn(
@@ -107,6 +128,8 @@ def status(impl: str | None = None) -> list[str]:
 def _decision(name: str, choice: str, gpus: list[str], toolchain: build.Toolchain) -> str:
     if choice == "ref":
         return "reference (requested)"
+    if choice == "emulate" and not gpus:
+        return "CPU emulation of the CUDA kernel (requested)"
     try:
         spec = build.spec_for(name)
     except build.BuildError as exc:

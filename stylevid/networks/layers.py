@@ -40,9 +40,10 @@ class FullyConnected(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype) * self.bias_gain
         y = x.reshape(-1, x.shape[-1]) @ w.t()
-        y = bias_act(y, b, act=self.activation)
+        # Under autocast the product may come out in bfloat16: the bias takes the product's dtype,
+        # as the compiled bias_act needs one dtype for both.
+        y = bias_act(y, self.bias.to(y.dtype) * self.bias_gain, act=self.activation)
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
@@ -102,7 +103,11 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         assert_shape(x, [None, self.in_channels, None, None], "modulated conv input")
-        styles = self.affine(w)  # [B, in]
+        # Styles and the demodulation in float32 under mixed precision: the demodulation sums
+        # in*k*k squared products, and bfloat16's 8-bit mantissa would scale each output channel
+        # off by up to ~1%; the affine is a tiny matrix, so full precision costs nothing.
+        with full_precision(w.device):
+            styles = self.affine(w.float())  # [B, in]
         weight = self.weight * self.weight_gain
         if not self.demodulate:
             styles = styles * self.weight_gain
@@ -145,7 +150,9 @@ class SynthesisBlock(nn.Module):
         else:
             x = self.conv0(x, w)
         x = self.conv1(x, w)
-        y = self.to_image(x, w)
+        # The image skip sums every resolution's contribution: kept in float32 (StyleGAN2 does too),
+        # so that the fine layers' small corrections are not rounded away by bfloat16.
+        y = self.to_image(x, w).float()
         image = y if image is None else upsample2d(image, self.resample_filter) + y
         return x, image
 
