@@ -54,12 +54,14 @@ def augment_clips(
     """Augment clips [n, K, 3, H, W] in [-1, 1], rows `rows` of a global batch of `batch` (default n).
 
     Draws are made for all `batch` clips, so a clip is augmented alike however the batch is split
-    over processes. Each transform is on with probability p; p <= 0 returns `clips` itself.
-    Differentiable to any order (G and R1 backpropagate through it).
+    over processes. Each transform is on with probability p; a number p <= 0 returns `clips`
+    itself, while a p held as a device tensor (ADA's) is never read: the transforms then always
+    run, those that are off with their identity values. Differentiable to any order (G and R1
+    backpropagate through it).
     """
     batch = clips.shape[0] if batch is None and rows is None else batch
     rows = _check_rows(clips.shape[0], rows, batch)
-    if p <= 0:
+    if not torch.is_tensor(p) and p <= 0:
         return clips
     params = draw_augment_params(batch, p, clips.shape[-2:], generator)
     return apply_augment(clips, params[rows])
@@ -87,20 +89,29 @@ def _check_rows(n: int, rows: slice | None, batch: int | None) -> slice:
 
 
 def draw_augment_params(
-    batch: int, p: float, size: tuple[int, int], generator: torch.Generator
+    batch: int, p: float | torch.Tensor, size: tuple[int, int], generator: torch.Generator
 ) -> AugmentParams:
-    """Draw on the CPU the transforms of `batch` clips of frames `size` (H, W), each on with probability p."""
+    """Draw the transforms of `batch` clips of frames `size` (H, W), each on with probability p.
+
+    The numbers are drawn on the CPU from `generator`; a p held as a tensor on a device (ADA's,
+    during training) gates them there, so p is never read on the host.
+    """
+    device = p.device if torch.is_tensor(p) else torch.device("cpu")
+
+    def draw(*shape, normal=False) -> torch.Tensor:
+        values = (torch.randn if normal else torch.rand)(*shape, generator=generator)
+        return values.to(device)
 
     def gate() -> torch.Tensor:
-        return torch.rand(batch, generator=generator) < p
+        return draw(batch) < p
 
     flip, shift_on = gate(), gate()
-    bound = torch.tensor([float(size[0]), float(size[1])]) * MAX_SHIFT
-    shift = ((torch.rand(batch, 2, generator=generator) * 2 - 1) * bound).round().long()
+    bound = torch.tensor([float(size[0]), float(size[1])], device=device) * MAX_SHIFT
+    shift = ((draw(batch, 2) * 2 - 1) * bound).round().long()
     brightness_on, contrast_on, saturation_on = gate(), gate(), gate()
-    brightness = torch.randn(batch, generator=generator) * BRIGHTNESS_STD
-    contrast = torch.exp2(torch.randn(batch, generator=generator) * CONTRAST_LOG2_STD)
-    saturation = torch.exp2(torch.randn(batch, generator=generator) * SATURATION_LOG2_STD)
+    brightness = draw(batch, normal=True) * BRIGHTNESS_STD
+    contrast = torch.exp2(draw(batch, normal=True) * CONTRAST_LOG2_STD)
+    saturation = torch.exp2(draw(batch, normal=True) * SATURATION_LOG2_STD)
     return AugmentParams(
         flip=flip,
         shift=shift * shift_on[:, None],
@@ -140,34 +151,55 @@ def _translate(clips: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 
 class AdaptiveProbability:
-    """ADA's controller: raise p while E[sign D(real)] is above the target (D overfits), else lower it."""
+    """ADA's controller: raise p while E[sign D(real)] is above the target (D overfits), else lower it.
 
-    def __init__(self, target: float, speed_kimg: float, batch: int, interval: int, p: float = 0.0):
-        self.target, self.p = target, p
+    p and the signs live on `device` as 0-dim tensors and every adjustment is made there: training
+    never waits for the device to learn p. They are read on the host only by state() (snapshots).
+    """
+
+    def __init__(
+        self,
+        target: float,
+        speed_kimg: float,
+        batch: int,
+        interval: int,
+        p: float = 0.0,
+        device: torch.device | str = "cpu",
+    ):
+        self.target, self.device = target, torch.device(device)
         self.step_size = batch * interval / (speed_kimg * 1000)
-        self._signs: float | torch.Tensor = 0.0
+        self.p = p
+        self._signs = torch.zeros((), device=self.device)
         self._count = 0
 
-    def observe(self, sign_sum: float | torch.Tensor, count: int) -> None:
-        """Accumulate the sum of sign(D(real)) over `count` clips (summed over all processes).
+    @property
+    def p(self) -> torch.Tensor:
+        """The probability of each transform, a 0-dim float32 tensor on the device."""
+        return self._p
 
-        A 0-dim tensor stays where it is: nothing waits for the device until update().
-        """
+    @p.setter
+    def p(self, value: float | torch.Tensor) -> None:
+        self._p = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+
+    def observe(self, sign_sum: float | torch.Tensor, count: int) -> None:
+        """Accumulate the sum of sign(D(real)) over `count` clips (summed over all processes)."""
         self._signs = self._signs + sign_sum
         self._count += count
 
-    def update(self) -> float:
-        """Move p by one step toward balance; returns the measured E[sign D(real)] (NaN if none observed)."""
+    def update(self) -> torch.Tensor | None:
+        """Move p by one step toward balance; returns the measured E[sign D(real)] (a 0-dim tensor),
+        or None when nothing was observed since the last update."""
         if self._count == 0:
-            return math.nan
-        rt = float(self._signs) / self._count
-        self.p = min(max(self.p + math.copysign(self.step_size, rt - self.target), 0.0), 1.0)
-        self._signs, self._count = 0.0, 0
+            return None
+        rt = self._signs / self._count
+        step = torch.where(rt >= self.target, self.step_size, -self.step_size)
+        self.p = (self.p + step).clamp(0.0, 1.0)
+        self._signs, self._count = torch.zeros_like(self._signs), 0
         return rt
 
     def state(self) -> dict[str, float | int]:
-        """p and the signs observed since the last update: what an exact resume needs."""
-        return {"p": self.p, "signs": float(self._signs), "count": self._count}
+        """p and the signs observed since the last update: what an exact resume needs (host reads)."""
+        return {"p": float(self.p), "signs": float(self._signs), "count": self._count}
 
     def load_state(self, state: dict[str, float | int]) -> None:
         """Restore a dict made by state()."""
@@ -176,4 +208,6 @@ class AdaptiveProbability:
                 f"ADA state has keys {sorted(state)}, expected ['count', 'p', 'signs']: "
                 "pass a dict made by AdaptiveProbability.state()"
             )
-        self.p, self._signs, self._count = float(state["p"]), float(state["signs"]), int(state["count"])
+        self.p = float(state["p"])
+        self._signs = torch.tensor(float(state["signs"]), device=self.device)
+        self._count = int(state["count"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 import warnings
 from collections import defaultdict
@@ -107,7 +106,7 @@ class Trainer:
             self.phases.append(Phase("D_r1", self._r1_loss, [self.D], self.opt_D, config.r1_interval))
         aug = config.augment
         self.ada = (
-            AdaptiveProbability(aug.target, aug.speed_kimg, config.batch, aug.interval)
+            AdaptiveProbability(aug.target, aug.speed_kimg, config.batch, aug.interval, device=device)
             if aug.enabled
             else None
         )
@@ -115,8 +114,12 @@ class Trainer:
         self.tick_index = 0
         self.nimg = 0  # real clips shown to D so far, over all processes (a count: batch may change)
         # Per-step values stay on the device until a tick averages them: no host sync per step.
+        # `stats` holds per-clip sums (averaged per clip), `means` values averaged as they are.
         self.stats: dict[str, list[torch.Tensor]] = defaultdict(list)
-        self.host_stats: dict[str, list[float]] = defaultdict(list)
+        self.means: dict[str, list[torch.Tensor]] = defaultdict(list)
+        # Per phase, the first step whose loss was not finite (-1: none) and that loss, kept on the
+        # device and read at the tick (see _check_finite).
+        self._nonfinite: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._batches: Iterator | None = None
         self._real: tuple | None = None
         self._tick_started = (time.monotonic(), 0)
@@ -296,8 +299,13 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------
 
-    def gradients(self, index: int) -> float:
-        """Run phase `index` of this step up to its gradients (summed over processes); returns the loss."""
+    def gradients(self, index: int) -> torch.Tensor:
+        """Run phase `index` of this step up to its gradients (summed over processes).
+
+        Returns this process's share of the loss, on the device: nothing here reads a value on the
+        host, so the host can queue the next phase while the device works. A loss that is not
+        finite is noted on the device and reported at the tick (_check_finite).
+        """
         phase = self.phases[index]
         for module in phase.modules:
             module.requires_grad_(True)
@@ -306,17 +314,48 @@ class Trainer:
             loss = phase.run(
                 self._generator_for(self.step_index, index), self._rng_for(self.step_index, index)
             )
-        total = float(self.process.sum_(loss.detach().float().reshape(1)))
-        if not math.isfinite(total):
-            raise NonFiniteLoss(
-                f"step {self.step_index}: the {phase.name} loss is {total}; training stopped with the "
-                f"last good snapshot kept in {self.run_dir}. {self._recovery_advice()}"
-            )
+        self._watch(phase.name, loss.detach())
         loss.backward()
         for module in phase.modules:
             self.process.sum_gradients(module.parameters())
             module.requires_grad_(False)
-        return total
+        return loss.detach()
+
+    def _watch(self, name: str, loss: torch.Tensor) -> None:
+        """Note on the device the first step at which phase `name`'s loss is not finite."""
+        if name not in self._nonfinite:
+            none = torch.full((), -1, dtype=torch.int64, device=loss.device)
+            self._nonfinite[name] = (none, torch.zeros((), device=loss.device))
+        first, value = self._nonfinite[name]
+        new = ~torch.isfinite(loss) & (first < 0)
+        self._nonfinite[name] = (
+            torch.where(new, self.step_index, first),
+            torch.where(new, loss.float(), value),
+        )
+
+    def _check_finite(self) -> None:
+        """Stop (every process alike) if a loss since the run started was not finite: one host read."""
+        if not self._nonfinite:
+            return
+        names = sorted(self._nonfinite)
+        first = torch.stack([self._nonfinite[n][0] for n in names])
+        values = torch.stack([self._nonfinite[n][1] for n in names])
+        anywhere = self.process.sum_((first >= 0).float())
+        first, values, anywhere = first.tolist(), values.tolist(), anywhere.tolist()
+        if not any(anywhere):
+            return
+        rows = zip(first, names, values, anywhere, strict=True)
+        local = [(step, name, value) for step, name, value, _ in rows if step >= 0]
+        if local:
+            step, name, value = min(local)
+            what = f"step {step}: the {name} loss is {value}"
+        else:
+            elsewhere = ", ".join(name for name, flag in zip(names, anywhere, strict=True) if flag)
+            what = f"another process's {elsewhere} loss is not finite"
+        raise NonFiniteLoss(
+            f"{what}; training stopped at step {self.step_index} with the last good snapshot kept in "
+            f"{self.run_dir}. {self._recovery_advice()}"
+        )
 
     def _recovery_advice(self) -> str:
         cfg = self.cfg
@@ -337,16 +376,19 @@ class Trainer:
                 self._update_ema()
         if self.ada is not None and self.step_index % self.cfg.augment.interval == 0:
             rt = self.ada.update()
-            if not math.isnan(rt):
-                self.host_stats["augment/rt"].append(rt)
-            self.host_stats["augment/p"].append(self.ada.p)
+            if rt is not None:
+                self.means["augment/rt"].append(rt)
+            self.means["augment/p"].append(self.ada.p)
         self.step_index += 1
         self.nimg += self.cfg.batch
 
     def _out_of_time(self, deadline: float | None) -> bool:
-        # Every process must stop at the same step, so rank 0's clock decides for all.
+        # Every process must stop at the same step, so rank 0's clock decides for all; one process
+        # asks its own clock and nothing else (no device read).
         if deadline is None:
             return False
+        if self.process.world == 1:
+            return time.monotonic() > deadline
         late = torch.tensor(
             [float(self.process.is_main and time.monotonic() > deadline)], device=self.process.device
         )
@@ -375,8 +417,11 @@ class Trainer:
     def tick(self) -> dict:
         """Average the stats since the last tick, log them (rank 0) and start a new tick."""
         started, nimg0 = self._tick_started
+        self._check_finite()
         stats = self._averages()
-        stats.update({name: sum(v) / len(v) for name, v in self.host_stats.items() if v})
+        means = {name: torch.stack(v).float().mean() for name, v in self.means.items() if v}
+        if means:
+            stats.update(zip(means, torch.stack(list(means.values())).tolist(), strict=True))
         now = time.monotonic()
         self.tick_index += 1
         record = {
@@ -388,7 +433,7 @@ class Trainer:
             "stats": dict(sorted(stats.items())),
         }
         self.stats.clear()
-        self.host_stats.clear()
+        self.means.clear()
         self._tick_started = (now, self.nimg)
         if self.process.is_main:
             self._log(record)
@@ -423,6 +468,7 @@ class Trainer:
 
         Weights that are not finite are not written: latest.json keeps naming the last good snapshot.
         """
+        self._check_finite()
         if not self.process.is_main:
             return None
         if self._nonfinite_weights():

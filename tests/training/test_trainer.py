@@ -254,9 +254,10 @@ def _records(run):
 def test_a_nan_run_resumes_past_the_failing_step_with_a_lower_learning_rate(clips, tmp_path):
     hot = Trainer(tiny_training(lr_g=100.0, lr_d=100.0), clips, tmp_path)
     hot.snapshot()
-    with pytest.raises(NonFiniteLoss, match=r"stylevid train --resume .* --lr-g 50 --lr-d 50"):
-        for _ in range(6):
-            hot.step()
+    for _ in range(6):
+        hot.step()  # the steps never wait to read a loss: the tick reports
+    with pytest.raises(NonFiniteLoss, match=r"step \d: the \w+ loss is (nan|inf).* --lr-g 50 --lr-d 50"):
+        hot.tick()
     failed_at = hot.step_index
     cool = Trainer.resume(tmp_path, clips, lr_g=0.002, lr_d=0.002)
     ratio = cool.cfg.r1_interval / (cool.cfg.r1_interval + 1)  # lazy R1's scaling of D's optimiser
@@ -343,9 +344,15 @@ def test_mixed_precision_keeps_the_mappings_and_means_in_float32(clips, tmp_path
     codes, z = trainer.G.sample(2, frames=8), torch.randn(2, trainer.cfg.model.generator.z_dim)
     t = torch.arange(8.0)[None].expand(2, -1)
     reference = trainer.G.identity(z), trainer.G.trajectory_styles("pose", codes.pose, t)
+    conv_dtypes = []
+    conv = trainer.G.foreground_synthesis.blocks[-1].conv1
+    hook = conv.register_forward_hook(lambda module, inputs, output: conv_dtypes.append(output.dtype))
     with trainer._precision():
         mixed = trainer.G.identity(z), trainer.G.trajectory_styles("pose", codes.pose, t)
-        assert trainer.G(codes, 2).dtype == torch.bfloat16  # the synthesis does run in bfloat16
+        video = trainer.G(codes, 2)
+    hook.remove()
+    assert conv_dtypes == [torch.bfloat16]  # the synthesis convolutions do run in bfloat16 ...
+    assert video.dtype == torch.float32  # ... while the image skip sums in float32
     for a, b in zip(reference, mixed, strict=True):
         assert b.dtype == torch.float32 and torch.equal(a, b)
     for _ in range(3):
