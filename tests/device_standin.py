@@ -40,7 +40,7 @@ class OffHostMode(TorchDispatchMode):
 
     def __init__(self):
         super().__init__()
-        self.host_reads = 0
+        self.host_reads = 0  # values read by the host: .item(), float(t), bool(t), copies to the CPU
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -51,6 +51,7 @@ class OffHostMode(TorchDispatchMode):
         if func is aten._to_copy.default and args[0].device.type == "meta":
             target = torch.device(kwargs.get("device") or "meta")
             if target.type == "cpu":
+                self.host_reads += 1  # a copy to the host waits for the device as .item() does
                 return torch.zeros(args[0].shape, dtype=kwargs.get("dtype") or args[0].dtype)
         tensors = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
         devices = {t.device.type for t in tensors}

@@ -53,6 +53,28 @@ def test_steps_snapshot_and_resume_keep_every_tensor_on_the_device(tmp_path, mon
     assert not elsewhere
 
 
+def test_a_training_step_never_waits_for_the_device(tmp_path, monkeypatch):
+    """On a GPU every host read of a device value stalls the step until the device catches up.
+
+    Steps (every phase, the pair terms, ADA's adjustment, EMA) read nothing on the host; the tick
+    reads the averaged stats and the non-finite flags at once, and a snapshot reads the weights.
+    """
+    monkeypatch.setenv("STYLEVID_OPS", "ref")
+    clips, device = ClipsInMemory(), ProcessGroup(device=torch.device("meta"))
+    with OffHostMode() as mode:
+        trainer = Trainer(_config(), clips, tmp_path, device)
+        trainer.ada.p = 0.5
+        reads = [mode.host_reads]
+        for _ in range(4):
+            trainer.step()
+            reads.append(mode.host_reads)
+        trainer.tick()
+        reads.append(mode.host_reads)
+    steps = [after - before for before, after in zip(reads[:-2], reads[1:-1], strict=True)]
+    assert steps == [0, 0, 0, 0], f"host reads per step: {steps}"
+    assert reads[-1] > reads[-2]  # the tick does read (the test can see a read)
+
+
 @pytest.mark.filterwarnings("ignore:Accessing the data pointer of FakeTensor:UserWarning")
 def test_every_loss_runs_on_fake_cuda_tensors(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLEVID_OPS", "ref")
