@@ -215,7 +215,8 @@ class Trainer:
         rows = self.process.rows(cfg.batch)
         local = changed[rows.start // 2 : rows.stop // 2]
         b, k = frames.shape[:2]
-        readings = {f: r.reshape(b, k, -1) for f, r in self.teacher(frames.flatten(0, 1)).items()}
+        # The teacher's convolutions may run in bfloat16; its readings and the distances in float32.
+        readings = {f: r.float().reshape(b, k, -1) for f, r in self.teacher(frames.flatten(0, 1)).items()}
         distances = losses.pair_distances(
             self.teacher,
             {f: r[0::2] for f, r in readings.items()},

@@ -102,7 +102,7 @@ class TemporalDiscriminator(nn.Module):
             # Frame-major [K, N]: minibatch std then compares the same frame of different clips,
             # as the video head compares clips, rather than the frames of one clip.
             y = y.reshape(n, c.frames, *y.shape[1:]).transpose(0, 1)
-            frame_scores = self.image_head(y).t()
+            frame_scores = self.image_head(y).t().float()
         x = self.fuse(x.reshape(n, -1, *x.shape[2:]))
         for block in self.video_blocks:
             x = block(x)
@@ -111,4 +111,5 @@ class TemporalDiscriminator(nn.Module):
             angle = gaps[..., None] * self.gap_freqs
             encoding = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1).flatten(1)
         condition = self.time_embed(encoding)
-        return {"video": self.video_head(x, condition), "frames": frame_scores}
+        # Scores in float32 whatever the autocast: the losses' softplus and R1's gradient start here.
+        return {"video": self.video_head(x, condition).float(), "frames": frame_scores}

@@ -1,0 +1,134 @@
+"""Whole training steps as a GPU runs them: the compiled kernels under bfloat16 autocast, on the CPU.
+
+A GPU step runs the CUDA kernels (bias_act, upfirdn2d) inside bfloat16 autocast; the CPU tests
+used to run the reference ops in float32, so the first GPU step of both presets failed where no
+test looked. Here a trainer runs with STYLEVID_OPS=emulate (the kernels' element code, compiled
+for the CPU: custom_ops/csrc/emulate.cpp) and mixed precision on, through every phase — G with the
+pair terms of the synthetic teacher, D, lazy R1's double backward, ADA, EMA — then a tick and a
+snapshot, for the model structure of each preset at toy widths. Oracles: the same steps with the
+reference ops, in float32 (the kernels' path in float32 must agree to float32 rounding; in
+bfloat16, to bfloat16's).
+"""
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from tiny import ClipsInMemory, tiny_config, tiny_training
+
+from stylevid.custom_ops import dispatch
+from stylevid.training.config import AugmentConfig, Disentangle
+from stylevid.training.trainer import Trainer
+
+
+class MixedPrecisionTrainer(Trainer):
+    """The trainer as it runs on CUDA (bfloat16 autocast), on the CPU: both devices have autocast."""
+
+    @property
+    def _amp(self) -> bool:
+        return True
+
+
+def _config(preset: str):
+    # The pair terms at full weight from step 0 and R1 every 2nd step: the first step runs every
+    # phase from the same weights in all runs compared.
+    pairs = Disentangle(start_kimg=0.0, ramp_kimg=0.0)
+    if preset == "synth64":  # shading and the pose warp, no ADA
+        model = tiny_config()
+        model = dataclasses.replace(
+            model, generator=dataclasses.replace(model.generator, shading=True, pose_warp=True)
+        )
+        return tiny_training(model=model, disentangle=pairs, augment=AugmentConfig(enabled=False))
+    # ffs256: StyleGAN2's plain synthesis and ADA on (its own teacher reads real faces; here the
+    # synthetic one, which needs no download).
+    return tiny_training(disentangle=pairs, augment=AugmentConfig(enabled=True, interval=2))
+
+
+def _trainer(kind, preset, impl, tmp_path, monkeypatch):
+    monkeypatch.setenv(dispatch.ENV_VAR, impl)
+    trainer = kind(_config(preset), ClipsInMemory(), tmp_path / f"{kind.__name__}-{impl}")
+    if trainer.ada is not None:
+        trainer.ada.p = 0.5  # every transform drawn, about half of them on
+    return trainer
+
+
+def _first_phases(kind, preset, impl, tmp_path, monkeypatch):
+    """Per phase of step 0, its loss and gradients [P] (float64), each from the initial weights."""
+    trainer, out = _trainer(kind, preset, impl, tmp_path, monkeypatch), {}
+    for index, phase in enumerate(trainer.phases):
+        loss = trainer.gradients(index)
+        # A parameter R1's norm does not depend on has no gradient on one path, zeros on the other.
+        params = [p for m in phase.modules for p in m.parameters()]
+        grads = [torch.zeros(p.numel()) if p.grad is None else p.grad.flatten() for p in params]
+        out[phase.name] = (float(loss), torch.cat(grads).double())
+        for p in params:
+            p.grad = None
+    return out
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("preset", ["synth64", "ffs256"])
+def test_a_mixed_precision_step_through_the_kernels_matches_float32(
+    preset, emulated_ops, tmp_path, monkeypatch
+):
+    runs = {
+        (kind, impl): _first_phases(kind, preset, impl, tmp_path, monkeypatch)
+        for kind in (Trainer, MixedPrecisionTrainer)
+        for impl in ("ref", "emulate")
+    }
+    launched = dict(emulated_ops)
+    assert launched["bias_act"] > 0 and launched["upfirdn2d"] > 0, launched
+    reference = runs[Trainer, "ref"]
+    assert set(reference) == {"G", "D", "D_r1"}  # G with the pair terms, D, lazy R1
+    for name, (loss, grads) in reference.items():
+        # The kernels in float32: the same numbers as the reference ops, to float32's rounding.
+        loss_k, grads_k = runs[Trainer, "emulate"][name]
+        assert math.isclose(loss_k, loss, rel_tol=1e-4, abs_tol=1e-6), (name, loss_k, loss)
+        assert _cosine(grads_k, grads) > 0.99999, name
+        # The kernels in bfloat16: within bfloat16's tolerance of the float32 step, which is what the
+        # reference ops reach under the same autocast (R1's gradient of a gradient loses the most).
+        loss_m, grads_m = runs[MixedPrecisionTrainer, "emulate"][name]
+        loss_b, grads_b = runs[MixedPrecisionTrainer, "ref"][name]
+        assert math.isclose(loss_m, loss, rel_tol=3e-2), (name, loss_m, loss)
+        floor = _cosine(grads_b, grads)
+        assert _cosine(grads_m, grads) > min(0.99, floor - 0.02) and floor > 0.9, (
+            name,
+            _cosine(grads_m, grads),
+            floor,
+        )
+
+    # Four whole steps (optimisers, EMA, ADA's adjustment) and a tick: every term's per-clip mean
+    # agrees with the float32 run's (Adam's first steps move every weight by +-lr whatever the
+    # gradient's size, so the runs drift apart a little).
+    mixed = _trainer(MixedPrecisionTrainer, preset, "emulate", tmp_path / "steps", monkeypatch)
+    for _ in range(4):
+        mixed.step()
+    mixed_stats = mixed.tick()["stats"]
+    full = _trainer(Trainer, preset, "ref", tmp_path / "steps", monkeypatch)
+    for _ in range(4):
+        full.step()
+    full_stats = full.tick()["stats"]
+    assert {"loss/keep", "loss/move", "loss/contrast", "loss/r1"} <= set(mixed_stats)
+    assert mixed_stats.keys() == full_stats.keys()
+    for name, value in full_stats.items():
+        assert math.isfinite(mixed_stats[name]), name
+        if name.startswith("loss/"):
+            assert math.isclose(mixed_stats[name], value, rel_tol=0.1, abs_tol=0.02), (
+                name,
+                mixed_stats[name],
+                value,
+            )
+
+    # Everything kept between steps is float32, and the snapshot loads back to the same weights.
+    for module in (mixed.G, mixed.G_ema, mixed.D):
+        assert {t.dtype for t in module.state_dict().values() if t.is_floating_point()} == {torch.float32}
+    saved = mixed.snapshot()
+    assert json.loads((saved.parent / "latest.json").read_text())["snapshot"] == saved.name
+    resumed = Trainer.resume(saved.parent, ClipsInMemory())
+    for a, b in zip(resumed.G_ema.state_dict().values(), mixed.G_ema.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
