@@ -1,7 +1,7 @@
 """Train the ffs256 networks for minutes at 64² or the preset's own 256²: ADA and bfloat16 on, random clips.
 
     python benchmarks/gpu_train.py [--seconds 180] [--resolution 64|128|256] [--device cuda] [--batch N]
-                                   [--json OUT]
+                                   [--profile-steps N] [--json OUT]
     python benchmarks/gpu_train.py --device cpu --seconds 20      # smoke test of this script, no GPU
 
 The networks are the ffs256 preset's: StyleGAN2's 256² widths (512 channels up to 32², 256 at
@@ -13,12 +13,13 @@ which the Trainer uses on CUDA only.
 
 Printed, and written to --json: sec/kimg of every tick (the first includes the warm-up) and of the
 ticks after it, peak memory, the GPU's busy share over those ticks (nvidia-smi's utilization.gpu,
-benchmarks/gpu_busy.py), every loss of the last tick and whether all are finite, and whether an op
-fell back to the PyTorch reference: the dispatcher's RuntimeWarning caught during the run, which
-implementation each op gives a tensor on the device, and `stylevid ops status`. The last line,
-`summary: ...`, holds the key figures. The exit status is 1 when a loss is not finite, an op fell
-back on a GPU, or no tick was logged. The run folder (its stats.jsonl and the final snapshot,
-about 1.6 GB at 64²) is left in a new folder under $TMPDIR.
+benchmarks/gpu_busy.py), with --profile-steps the milliseconds of each phase, every loss of the
+last tick and whether all are finite, and whether an op fell back to the PyTorch reference: the
+dispatcher's RuntimeWarning caught during the run, which implementation each op gives a tensor on
+the device, and `stylevid ops status`. The last line, `summary: ...`, holds the key figures. The
+exit status is 1 when a loss is not finite, an op fell back on a GPU, or no tick was logged. The
+run folder (its stats.jsonl and the final snapshot, about 1.6 GB at 64²) is left in a new folder
+under $TMPDIR.
 """
 
 from __future__ import annotations
@@ -107,8 +108,53 @@ def steady_window(records: list[dict], start: float) -> tuple[float, float] | No
     return (ends[0], ends[-1]) if len(ends) > 1 else (start, ends[0])
 
 
-def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path) -> dict:
-    """Train for `seconds` on random clips: the run's ticks, failure, warnings, timings, GPU busy share."""
+def phase_profile(trainer: Trainer, device: torch.device, steps: int) -> dict[str, float]:
+    """Median milliseconds of each phase (forward, backward, gradient sums) and of whole steps.
+
+    Every phase and step is bracketed by a device synchronisation, so these are the device's work
+    plus the host's launch overhead of each part, not the overlapped timing of training; 'other'
+    is a step's remainder (optimisers, EMA, ADA). Runs `steps` more training steps.
+    """
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    times: dict[str, list[float]] = {}
+    untimed = trainer.gradients
+
+    def timed(index: int) -> torch.Tensor:
+        sync()
+        started = time.perf_counter()
+        loss = untimed(index)
+        sync()
+        times.setdefault(trainer.phases[index].name, []).append(time.perf_counter() - started)
+        return loss
+
+    trainer.gradients = timed
+    try:
+        for _ in range(steps):
+            sync()
+            started = time.perf_counter()
+            trainer.step()
+            sync()
+            times.setdefault("step", []).append(time.perf_counter() - started)
+    finally:
+        del trainer.gradients
+    per_phase = {name: 1000 * statistics.median(v) for name, v in times.items()}
+    # A lazy phase runs once every `interval` steps: its share of an average step.
+    shares = {p.name: per_phase.get(p.name, 0.0) * len(times.get(p.name, [])) / steps for p in trainer.phases}
+    per_phase["other"] = max(1000 * statistics.mean(times["step"]) - sum(shares.values()), 0.0)
+    return {name: round(ms, 2) for name, ms in per_phase.items()}
+
+
+def train(
+    cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path, profile_steps: int = 0
+) -> dict:
+    """Train for `seconds` on random clips: the run's ticks, failure, warnings, timings, GPU busy share.
+
+    Then, with profile_steps, time each phase over that many more steps (phase_profile).
+    """
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clips = RandomClips(cfg.model.generator.resolution, cfg.model.discriminator.frames, count=cfg.batch)
@@ -123,7 +169,8 @@ def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path)
             trainer.train(progress=False, seconds=seconds)
         except NonFiniteLoss as exc:
             failure = str(exc)
-    finished = time.monotonic()
+        finished = time.monotonic()
+        phases = phase_profile(trainer, device, profile_steps) if profile_steps and not failure else None
     reserved = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None
     messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     records = ticks(run_dir)
@@ -138,6 +185,7 @@ def train(cfg: TrainConfig, device: torch.device, seconds: float, run_dir: Path)
         "warnings": messages,
         "setup_s": round(built - started, 1),
         "train_call_s": round(finished - built, 1),
+        "phase_ms": phases,
         "peak_reserved_mib": reserved,
         "run_dir": str(run_dir),
     }
@@ -193,6 +241,7 @@ def report(cfg: TrainConfig, device: torch.device, seconds: float, run: dict) ->
         "ops_status": dispatch.status(),
         "setup_s": run["setup_s"],
         "train_call_s": run["train_call_s"],
+        "phase_ms": run["phase_ms"],
         "run_dir": run["run_dir"],
         "problems": problems,
     }
@@ -217,6 +266,9 @@ def show(summary: dict) -> None:
     reserved = f", {s['peak_reserved_mib']:.0f} MiB reserved" if s["peak_reserved_mib"] is not None else ""
     memory = "GPU allocated" if s["device"].startswith("cuda") else "RSS"
     print(f"peak memory: {s['peak_memory_mib']:.0f} MiB {memory}{reserved}")
+    if s["phase_ms"]:
+        parts = ", ".join(f"{name} {ms:g}" for name, ms in s["phase_ms"].items())
+        print(f"milliseconds per phase (synchronised; 'other': optimisers, EMA, ADA per step): {parts}")
     print(f"last tick ({'all finite' if s['finite'] else 'NOT all finite'}):")
     for name, value in s["last_tick"].items():
         print(f"  {name:<22} {value:.5g}")
@@ -260,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"clips per step (default: ffs256's 64; {CPU_BATCH} on the CPU)",
     )
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        help="after training, time each phase over this many more steps (default 0: none)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -270,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ffs256_at(args.resolution, args.batch or (CPU_BATCH if device.type == "cpu" else None))
     # Kept, not deleted: the Trainer's TensorBoard writer may still be writing into it at exit.
     run_dir = Path(tempfile.mkdtemp(prefix="stylevid-gpu-train-"))
-    summary = report(cfg, device, args.seconds, train(cfg, device, args.seconds, run_dir))
+    run = train(cfg, device, args.seconds, run_dir, args.profile_steps)
+    summary = report(cfg, device, args.seconds, run)
     show(summary)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

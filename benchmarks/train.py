@@ -1,6 +1,6 @@
 """Training speed: sec/kimg of the synth64 preset, and what the temporal discriminator costs over per-frame D.
 
-    python benchmarks/train.py [--steps 6] [--device cpu]
+    python benchmarks/train.py [--steps 6] [--device cpu] [--batch 8,32]
 
 Data are random in-memory clips (loading is measured in benchmarks/data.py). The temporal
 overhead compares, on the same clips, a forward+backward of the whole TemporalDiscriminator with
@@ -11,6 +11,7 @@ image discriminator would cost).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -40,13 +41,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def sec_per_kimg(preset: str, steps: int, device: str) -> tuple[float, float]:
+def sec_per_kimg(preset: str, steps: int, device: str, batch: int | None = None) -> tuple[float, float]:
     """(seconds per thousand real clips, peak memory in MiB) over `steps` steps after two warm-up steps."""
     cfg = train_preset(preset)
+    if batch is not None:
+        cfg = dataclasses.replace(cfg, batch=batch)
     model = cfg.model
     clips = RandomClips(model.generator.resolution, model.discriminator.frames)
     # The process's device is given at construction: the Trainer puts its networks there.
     trainer = Trainer(cfg, clips, "/tmp/stylevid-bench", process=ProcessGroup(device=torch.device(device)))
+    if trainer.process.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.process.device)
     for _ in range(2):
         trainer.step()
     _sync(trainer.process.device)
@@ -95,12 +100,20 @@ def main() -> None:
     parser.add_argument("--preset", default="synth64")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--batch", default=None, help="clips per step, or several comma-separated (default: the preset's)"
+    )
     args = parser.parse_args()
+    try:
+        batches = [int(b) for b in args.batch.split(",")] if args.batch else [train_preset(args.preset).batch]
+    except ValueError:
+        parser.error(f"--batch {args.batch!r}: give whole numbers separated by commas, e.g. --batch 8,32")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, preset {args.preset}"
     )
-    seconds, memory = sec_per_kimg(args.preset, args.steps, args.device)
-    print(f"training: {seconds:.1f} sec/kimg, batch {train_preset(args.preset).batch}, peak {memory:.0f} MiB")
+    for batch in batches:
+        seconds, memory = sec_per_kimg(args.preset, args.steps, args.device, batch)
+        print(f"training: {seconds:.2f} sec/kimg, batch {batch}, peak {memory:.0f} MiB")
     whole, frames_only = temporal_overhead(args.preset, max(args.steps, 3), args.device)
     print(
         f"D forward+backward: temporal {whole:.1f} ms, per-frame path only {frames_only:.1f} ms, "

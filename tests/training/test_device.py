@@ -76,6 +76,7 @@ def test_a_training_step_never_waits_for_the_device(tmp_path, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore:Accessing the data pointer of FakeTensor:UserWarning")
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true but no accelerator:UserWarning")
 def test_every_loss_runs_on_fake_cuda_tensors(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLEVID_OPS", "ref")
     # The teacher's file is read and its spread measured on the CPU, before fake tensors exist (a
@@ -96,6 +97,7 @@ def test_every_loss_runs_on_fake_cuda_tensors(tmp_path, monkeypatch):
             assert loss.device.type == "cuda", phase.name
             ran.append(phase.name)
         assert next(trainer.teacher.parameters()).device.type == "cuda"
+        assert trainer.opt_G.defaults["fused"] and trainer.opt_D.defaults["fused"]  # one launch per step
         trainer._update_ema()
         assert trainer.G_ema.identity.w_avg.device.type == "cuda"
     assert ran == ["G", "D"]
