@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # CI's short run on the other supported Python (3.12; `make test` covers 3.11) with the lowest
 # supported torch (.ci/lowest-torch.txt): install into build/venv312, import every module, run the
-# version tests and the kernels' tests (nvcc build, CPU emulation against the reference), then train
-# synth64 on the CPU past the start of the pair terms, resume, and generate.
+# version tests, the kernels' tests (nvcc build, CPU emulation against the reference, bfloat16
+# autocast), whole training steps of both presets through the emulated kernels under bfloat16 and
+# the device stand-ins (no host read in a step), then train synth64 on the CPU past the start of
+# the pair terms, resume, and generate.
 #
 #   bash .ci/other_python.sh        # OTHER_PYTHON=/path/to/python3.12 overrides the search
 #
@@ -72,7 +74,8 @@ PY
 }
 
 tests() {
-  "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_versions.py tests/custom_ops
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_versions.py tests/custom_ops \
+    tests/training/test_emulated_step.py tests/training/test_device.py
 }
 
 # synth64 on the CPU: 44 steps of 8 clips (0.35 kimg) reach lazy R1 and the pair terms (they start

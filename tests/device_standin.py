@@ -41,6 +41,9 @@ class OffHostMode(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.host_reads = 0  # values read by the host: .item(), float(t), bool(t), copies to the CPU
+        # Copies from the CPU to the device that are not non_blocking: on CUDA each one synchronises
+        # the stream (PyTorch waits for the copy, and so for all the work queued before it).
+        self.blocking_uploads = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -53,12 +56,26 @@ class OffHostMode(TorchDispatchMode):
             if target.type == "cpu":
                 self.host_reads += 1  # a copy to the host waits for the device as .item() does
                 return torch.zeros(args[0].shape, dtype=kwargs.get("dtype") or args[0].dtype)
+        if _blocking_upload(func, args, kwargs):
+            self.blocking_uploads += 1
         tensors = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
         devices = {t.device.type for t in tensors}
         if len(devices) > 1 and func not in COPIES:
             shapes = ", ".join(f"{list(t.shape)} on {t.device}" for t in tensors)
             raise DeviceMixError(f"{func} combines tensors on {sorted(devices)}: {shapes}")
         return func(*args, **kwargs)
+
+
+def _blocking_upload(func, args, kwargs) -> bool:
+    if func is aten._to_copy.default:
+        source, target = args[0].device, torch.device(kwargs.get("device") or args[0].device)
+        non_blocking = kwargs.get("non_blocking", False)
+    elif func is aten.copy_.default:
+        target, source = args[0].device, args[1].device
+        non_blocking = args[2] if len(args) > 2 else kwargs.get("non_blocking", False)
+    else:
+        return False
+    return source.type == "cpu" and target.type != "cpu" and not non_blocking
 
 
 def move_by_replacing(module: torch.nn.Module, device) -> torch.nn.Module:

@@ -94,20 +94,22 @@ def draw_augment_params(
     """Draw the transforms of `batch` clips of frames `size` (H, W), each on with probability p.
 
     The numbers are drawn on the CPU from `generator`; a p held as a tensor on a device (ADA's,
-    during training) gates them there, so p is never read on the host.
+    during training) gates them there, so p is never read on the host, and they are uploaded
+    without waiting for the device.
     """
     device = p.device if torch.is_tensor(p) else torch.device("cpu")
 
     def draw(*shape, normal=False) -> torch.Tensor:
         values = (torch.randn if normal else torch.rand)(*shape, generator=generator)
-        return values.to(device)
+        return values.to(device, non_blocking=True)
 
     def gate() -> torch.Tensor:
         return draw(batch) < p
 
     flip, shift_on = gate(), gate()
-    bound = torch.tensor([float(size[0]), float(size[1])], device=device) * MAX_SHIFT
-    shift = ((draw(batch, 2) * 2 - 1) * bound).round().long()
+    bound = torch.tensor([float(size[0]), float(size[1])]) * MAX_SHIFT
+    shift = ((torch.rand(batch, 2, generator=generator) * 2 - 1) * bound).round().long()
+    shift = shift.to(device, non_blocking=True)
     brightness_on, contrast_on, saturation_on = gate(), gate(), gate()
     brightness = draw(batch, normal=True) * BRIGHTNESS_STD
     contrast = torch.exp2(draw(batch, normal=True) * CONTRAST_LOG2_STD)

@@ -195,7 +195,7 @@ class Trainer:
         codes = self.G.sample(cfg.batch, seed=seed, frames=int(times.max()) + 1)
         if changed is not None:
             codes, times = pairs.paired_codes(codes, changed), pairs.paired_times(times)
-        t = torch.from_numpy(times[rows]).float().to(self.process.device)
+        t = torch.from_numpy(times[rows]).float().to(self.process.device, non_blocking=True)
         return codes, t
 
     def _augment(self, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -247,7 +247,7 @@ class Trainer:
             # Over the global batch: each process adds the whole loss, its gradient reaching this
             # process's clips only (gather), so the sum over processes is the one-process gradient.
             embeddings = self.process.gather(readings["identity"].nanmean(dim=1))
-            keys = pairs.identity_keys(changed).to(frames.device)
+            keys = pairs.identity_keys(changed).to(frames.device, non_blocking=True)
             contrast = losses.teacher_contrast(embeddings, keys, self.spread["identity"])
             self._record("loss/contrast", contrast[rows])
             total = total + d.contrast * ramp * contrast.sum() / cfg.batch

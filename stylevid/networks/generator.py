@@ -72,7 +72,9 @@ class Generator(nn.Module):
         device = self.identity.w_avg.device
         psi = _per_factor_psi(psi)
         rng = {f: torch.Generator().manual_seed(seed * len(FACTORS) + i) for f, i in _FACTOR_STREAMS.items()}
-        z = {f: torch.randn(n, c.z_dim, generator=rng[f]).to(device) for f in FACTORS}
+        # Drawn on the CPU (the same codes on every device) and uploaded without waiting for the
+        # device: a blocking upload would stall a training step until the GPU is idle.
+        z = {f: torch.randn(n, c.z_dim, generator=rng[f]).to(device, non_blocking=True) for f in FACTORS}
         identity = self.identity.truncate(self.identity(z["identity"]), psi["identity"])
         background = self.background.truncate(self.background(z["background"]), psi["background"])
         trajectories = {}
@@ -87,7 +89,7 @@ class Generator(nn.Module):
             )
             trajectories[factor] = Trajectory(
                 z[factor],
-                anchors.to(device),
+                anchors.to(device, non_blocking=True),
                 c.anchor_spacing,
                 torch.full([n], psi[factor], device=device),
                 torch.full([n], float("nan"), device=device),

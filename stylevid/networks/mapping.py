@@ -50,7 +50,9 @@ class Mapping(nn.Module):
 
     def truncate(self, w: torch.Tensor, psi: torch.Tensor | float) -> torch.Tensor:
         """Pull w [N, ..., w_dim] toward w_avg: psi 1 keeps w, 0 gives the mean; psi scalar or [N]."""
-        psi = torch.as_tensor(psi, dtype=w.dtype, device=w.device)
+        if not torch.is_tensor(psi):  # a number: no tensor is made (and uploaded) on the device
+            return self.w_avg.to(w.dtype).lerp(w, float(psi))
+        psi = psi.to(device=w.device, dtype=w.dtype, non_blocking=True)
         if psi.ndim == 1:
             psi = psi.reshape(-1, *[1] * (w.ndim - 1))
         return self.w_avg.to(w.dtype).lerp(w, psi)

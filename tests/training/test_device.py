@@ -64,14 +64,17 @@ def test_a_training_step_never_waits_for_the_device(tmp_path, monkeypatch):
     with OffHostMode() as mode:
         trainer = Trainer(_config(), clips, tmp_path, device)
         trainer.ada.p = 0.5
-        reads = [mode.host_reads]
+        reads, uploads = [mode.host_reads], [mode.blocking_uploads]
         for _ in range(4):
             trainer.step()
             reads.append(mode.host_reads)
+            uploads.append(mode.blocking_uploads)
         trainer.tick()
         reads.append(mode.host_reads)
     steps = [after - before for before, after in zip(reads[:-2], reads[1:-1], strict=True)]
     assert steps == [0, 0, 0, 0], f"host reads per step: {steps}"
+    steps = [after - before for before, after in zip(uploads[:-1], uploads[1:], strict=True)]
+    assert steps == [0, 0, 0, 0], f"blocking copies to the device per step: {steps}"
     assert reads[-1] > reads[-2]  # the tick does read (the test can see a read)
 
 
