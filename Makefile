@@ -36,7 +36,7 @@ lint: layers
 test: lint
 	$(PY) -m pytest -q
 
-# CI's second run: Python 3.12 with the lowest supported torch, in build/venv312 (about 7 minutes).
+# CI's second run: Python 3.12 with the lowest supported torch, in build/venv312 (about 7.5 minutes).
 test-py312:
 	bash .ci/other_python.sh
 
