@@ -4,6 +4,10 @@
                                    [--profile-steps N] [--json OUT]
     python benchmarks/gpu_train.py --device cpu --seconds 20      # smoke test of this script, no GPU
 
+On the CPU the ops default to `--ops emulate`: the kernels' CPU emulation, so the smoke test runs
+the path a GPU runs (the compiled ops' autograd Functions and dtypes; slow: a step of 4 clips at
+64² takes about a minute on 2 cores). `--ops ref` times the PyTorch reference instead.
+
 The networks are the ffs256 preset's: StyleGAN2's 256² widths (512 channels up to 32², 256 at
 64², ...), at --resolution the layers above it left out (at 64² the 128² and 256² ones), and the
 clip's frames fused at 32² as at 256². The training settings are ffs256's (batch 64, lazy R1, EMA,
@@ -28,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -313,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"clips per step (default: ffs256's 64; {CPU_BATCH} on the CPU)",
     )
     parser.add_argument(
+        "--ops",
+        choices=dispatch.IMPLS,
+        default=None,
+        help="the ops' implementation (default: $STYLEVID_OPS, else auto on CUDA and emulate on the CPU)",
+    )
+    parser.add_argument(
         "--profile-steps",
         type=int,
         default=0,
@@ -325,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--device {args.device}: no CUDA GPU is visible here; use --device cpu for a smoke test"
         )
+    default = os.environ.get(dispatch.ENV_VAR) or ("emulate" if device.type == "cpu" else "auto")
+    os.environ[dispatch.ENV_VAR] = args.ops or default
     cfg = ffs256_at(args.resolution, args.batch or (CPU_BATCH if device.type == "cpu" else None))
     # Kept, not deleted: the Trainer's TensorBoard writer may still be writing into it at exit.
     run_dir = Path(tempfile.mkdtemp(prefix="stylevid-gpu-train-"))
