@@ -5,7 +5,7 @@
 Every variant starts from the synth64 preset (the `make demo` recipe) with one part taken away:
 a pair term (keep / move / contrast), the teacher (no pair terms at all), or a structural prior
 (shading, pose_warp). Each trains for --minutes of wall time on the demo's synthetic dataset and
-is then judged by the evaluation probes (never the teacher): normalised leakage with its bootstrap
+is then judged by the evaluation probes (never the teacher): leakage (normalised) with its bootstrap
 95% interval, control (mean diagonal effect, and per factor) and frame_fd16. The table is printed
 as Markdown and written with the raw results as JSON.
 Use a quiet machine: the variants share the budget in wall time.
@@ -71,14 +71,14 @@ def run_variant(name: str, data: Path, minutes: float, out: Path, real, readout,
 def table(rows: list[dict]) -> str:
     """The Markdown table of the rows."""
     lines = [
-        "| variant | kimg | normalised leakage [95% CI] | control | id, pose, light, bg | frame_fd16 |",
+        "| variant | kimg | leakage [95% CI] | control | id, pose, light, bg | frame_fd16 |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        low, high = r["interval"]["normalised_leakage"]
+        low, high = r["interval"]["leakage"]
         per = " / ".join(f"{v:.2f}" for v in r["control_per_factor"].values())
         lines.append(
-            f"| {r['variant']} | {r['kimg']:.1f} | {r['normalised_leakage']:.2f} [{low:.2f}, {high:.2f}] |"
+            f"| {r['variant']} | {r['kimg']:.1f} | {r['leakage']:.2f} [{low:.2f}, {high:.2f}] |"
             f" {r['control']:.2f} | {per} | {r['frame_fd16']:.1f} |"
         )
     return "\n".join(lines)

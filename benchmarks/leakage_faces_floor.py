@@ -1,11 +1,11 @@
-"""The floor of leakage_faces: the face readout's leakage on the synthetic renderer itself, by pose reading.
+"""The floor of leakage_faces: the face readout's raw leakage on the synthetic renderer, by pose reading.
 
     python benchmarks/leakage_faces_floor.py [--videos 24] [--resolution 128] [--face-net sface]
 
 The renderer (metrics.probes.GroundTruthGenerator) is disentangled by construction, so whatever
 leakage the face readout measures on it is the readout's own confusion: what a perfect generator
 would score with leakage_faces. Printed for the readout's two pose readings (FaceMesh, MTCNN's five
-points), side by side on the same videos: leakage, control and the diagonal of `share` per factor.
+points), side by side on the same videos: raw leakage, control and the diagonal of `share` per factor.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     renderer = GroundTruthGenerator(args.resolution)
     print(f"the renderer at {args.resolution}², {args.videos} videos x 4 frames, identity by {args.face_net}")
     print(
-        f"{'pose reading':<14}{'leakage':>9}{'control':>9}"
+        f"{'pose reading':<14}{'raw leakage':>12}{'control':>9}"
         + "".join(f"{f:>12}" for f in FACTORS)
         + "  measured"
     )
@@ -43,7 +43,7 @@ def main() -> None:
         )
         diagonal = [result["share"][i][i] for i in range(len(FACTORS))]
         print(
-            f"{pose:<14}{result['leakage']:>9.3f}{result['control']:>9.3f}"
+            f"{pose:<14}{result['raw_leakage']:>12.3f}{result['control']:>9.3f}"
             + "".join(f"{v:>12.3f}" for v in diagonal)
             + f"  {min(result['measured']):.2f}"
         )

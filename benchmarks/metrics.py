@@ -74,7 +74,7 @@ def leakage_cost(device: str) -> None:
     torch.manual_seed(0)
     gen = VideoGenerator(Generator(model.generator), model).to(device)
     start = time.perf_counter()
-    result = leakage_matrix(gen, readout, progress=False)
+    result = leakage_matrix(gen, readout, progress=False, floor=readout.probe.floor["raw_leakage"])
     print(
         f"leakage of an untrained synth64 (64 videos x 8 frames x 6 renders): {result['leakage']:.3f}"
         f" in {time.perf_counter() - start:.0f} s"

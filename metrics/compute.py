@@ -5,8 +5,9 @@ needs the dataset, and the function that computes it. Before anything is compute
 is looked up, so a missing file fails the command at once with one error that names each place looked
 and how to get the file, instead of after an hour with some metrics written and some not.
 
-A result line holds the metric's name and value, its full result (matrices, counts), the SHA-256 of
-the checkpoint and of every external network used, the dataset, the seed and the time it took.
+A result line holds the metric's name and value (value_name says what the value is where the metric's
+name alone does not: leakage_faces' is a raw leakage), its full result (matrices, counts), the SHA-256
+of the checkpoint and of every external network used, the dataset, the seed and the time it took.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
             # On the command's device, as the generator is: frames stay there to be read. These are
             # the evaluation probes: no training loss reads them (the teacher is another network).
             readout = ProbeReadout(load_probes(device=ctx.device))
-            floor = (getattr(readout.probe, "floor", None) or {}).get("leakage")
+            floor = (getattr(readout.probe, "floor", None) or {}).get("raw_leakage")
         result = leakage_matrix(
             ctx.generator,
             readout,
@@ -180,9 +181,11 @@ def _leakage(faces: bool) -> Callable[[Context], dict[str, Any]]:
             )
         name = "leakage_faces" if faces else "leakage"
         plot = plot_leakage(result, ctx.plot_path(name), title=f"{ctx.network.name}: {name}")
+        normalised = result["leakage"] is not None
         return {
-            # Normalised by the probes' floor where there is one: 0 = the renderer, 1 = no separation.
-            "value": result.get("normalised_leakage", result["leakage"]),
+            # Real faces have no floor to normalise by: their only value is the raw one, named so.
+            "value": result["leakage"] if normalised else result["raw_leakage"],
+            "value_name": "leakage" if normalised else "raw leakage",
             **result,
             "plot": str(plot),
             "weights_sha256": readout.weights_sha256,
@@ -323,6 +326,7 @@ def compute_metrics(ctx: Context, names: list[str], results: Path | None = None)
         record = {
             "metric": name,
             "value": _json_float(result.pop("value")),
+            "value_name": result.pop("value_name", name),
             "network": str(ctx.network),
             "network_sha256": network_sha,
             "data": None if ctx.data is None else str(ctx.data),
@@ -377,6 +381,7 @@ def _metrics(args: argparse.Namespace) -> int:
         face_weights=args.face_net,
         paths={k: v for k, v in paths.items() if v},
         download=args.download,
+        progress=options.progress(args),
     )
     check(ctx, names)  # before the checkpoint loads: a missing network fails in a second
     ctx.generator = stylevid.load(args.network, device=device)
@@ -386,7 +391,8 @@ def _metrics(args: argparse.Namespace) -> int:
     ctx.people = args.people
     out = Path(args.out) if args.out else None
     for record in compute_metrics(ctx, names, out):
-        print(f"{record['metric']}: {record['value']}  ({record['seconds']} s)")
+        named = "" if record["value_name"] == record["metric"] else f" ({record['value_name']})"
+        print(f"{record['metric']}: {record['value']}{named}  ({record['seconds']} s)")
     print(f"appended to {out or ctx.outputs / RESULTS_FILE}")
     return 0
 

@@ -10,9 +10,13 @@ is averaged over frames and videos:
   diagonal — a latent moves its own factor as much as a new sample does — and 0 elsewhere.
 - ``share[f][g]``: row f of effect normalised to sum 1 — of what changing latent f moves, the part that
   lands on each factor. Diagonal when disentangled; a row is NaN when latent f moves nothing at all.
-- ``leakage`` = 1 - mean diagonal of share, the scalar: 0 for a diagonal matrix, 0.75 when a change of
-  any latent spreads evenly over the four factors. Read it with ``control`` (mean diagonal of effect):
-  a generator that ignores its latents leaks nothing and controls nothing.
+- ``raw_leakage`` = 1 - mean diagonal of share: 0 for a diagonal matrix, 0.75 when a change of any
+  latent spreads evenly over the four factors. A readout is not perfect, so even a generator that is
+  disentangled by construction reads above 0: that reading is the readout's ``floor``.
+- ``leakage`` = (raw_leakage - floor) / (0.75 - floor), the scalar reported everywhere: 0 = as separate
+  as the renderer itself, 1 = every latent moves every factor alike. None where there is no floor (real
+  faces), where only the raw value exists. Read it with ``control`` (mean diagonal of effect): a
+  generator that ignores its latents leaks nothing and controls nothing.
 
 Readouts: on the synthetic dataset, the factor probes (metrics/probes.py) trained on its ground truth
 (`ProbeReadout`); on real faces, measurements with no training (`stylevid.metrics.faces`).
@@ -97,19 +101,18 @@ def leakage_matrix(
     """The leakage of `generator` measured by `readout` (see the module doc): matrices, scalars, counts.
 
     Frames: times 0, step, 2 step, ... (frames of them) of each video; `batch` videos are rendered
-    at a time. Returns plain lists and floats: {leakage, control, control_per_factor, effect, share,
-    moved, reference, measured, interval, factors, videos, frames}, `moved[f][g]` being the raw mean
-    distance and `reference[g]` that of a whole new sample; `measured[g]` the fraction of frame pairs
-    readout g could measure. `interval` holds bootstrap 95% intervals over videos (`bootstrap`
-    resamples) of leakage and control. With the readout's `floor` (the leakage of a generator that is
-    disentangled by construction) also `normalised_leakage` = (leakage - floor) / (0.75 - floor):
-    0 at the floor, 1 where a change spreads evenly over the factors.
+    at a time. Returns plain lists and floats: {leakage, raw_leakage, floor, control, control_per_factor,
+    effect, share, moved, reference, measured, interval, factors, videos, frames}, `moved[f][g]` being
+    the raw mean distance and `reference[g]` that of a whole new sample; `measured[g]` the fraction of
+    frame pairs readout g could measure. `interval` holds bootstrap 95% intervals over videos
+    (`bootstrap` resamples) of leakage, raw_leakage and control. `floor` is the raw leakage the readout
+    measures on a generator disentangled by construction; without one, leakage and floor are None.
     """
     for name, value in (("videos", videos), ("frames", frames), ("step", step), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be a positive integer")
     if floor is not None and not 0 <= floor < 0.75:
-        raise ValueError(f"floor={floor!r} must be in [0, 0.75): the leakage of a disentangled generator")
+        raise ValueError(f"floor={floor!r} must be in [0, 0.75): the raw leakage of a disentangled generator")
     times = torch.arange(frames, dtype=torch.float32) * step
     codes = generator.sample(2 * videos, seed=seed, frames=int(times[-1]) + 1)
     changes = (*FACTORS, "all")
@@ -137,7 +140,9 @@ def leakage_matrix(
             bar.update(stop - start)
     scores = _scores(sums.sum(0), counts.sum(0), floor)
     result = {
-        "leakage": scores["leakage"],
+        "leakage": scores.get("leakage"),
+        "raw_leakage": scores["raw_leakage"],
+        "floor": floor,
         "control": scores["control"],
         "control_per_factor": dict(zip(FACTORS, (_plain(v) for v in np.diag(scores["effect"])), strict=True)),
         "factors": list(FACTORS),
@@ -150,9 +155,6 @@ def leakage_matrix(
         "videos": videos,
         "frames": frames,
     }
-    if floor is not None:
-        result["floor"] = floor
-        result["normalised_leakage"] = scores["normalised_leakage"]
     return result
 
 
@@ -163,9 +165,9 @@ def _scores(sums: np.ndarray, counts: np.ndarray, floor: float | None) -> dict:
         reference, moved = mean[-1], mean[:-1]
         effect = moved / reference[None, :]
         share = effect / effect.sum(axis=1, keepdims=True)
-    leakage = float(1 - np.mean(np.diag(share)))
+    raw = float(1 - np.mean(np.diag(share)))
     out = {
-        "leakage": leakage,
+        "raw_leakage": raw,
         "control": float(np.mean(np.diag(effect))),
         "effect": effect,
         "share": share,
@@ -173,7 +175,7 @@ def _scores(sums: np.ndarray, counts: np.ndarray, floor: float | None) -> dict:
         "reference": reference,
     }
     if floor is not None:
-        out["normalised_leakage"] = (leakage - floor) / (0.75 - floor)
+        out["leakage"] = (raw - floor) / (0.75 - floor)
     return out
 
 
@@ -187,7 +189,7 @@ def _bootstrap(sums: np.ndarray, counts: np.ndarray, floor: float | None, resamp
     weights = np.stack([np.bincount(row, minlength=videos) for row in draws]).astype(np.float64)
     pooled_sums = (weights @ sums.reshape(videos, -1)).reshape(resamples, *sums.shape[1:])
     pooled_counts = (weights @ counts.reshape(videos, -1)).reshape(resamples, *counts.shape[1:])
-    names = ("leakage", "control", *(("normalised_leakage",) if floor is not None else ()))
+    names = (*(("leakage",) if floor is not None else ()), "raw_leakage", "control")
     values = {name: [] for name in names}
     for s, c in zip(pooled_sums, pooled_counts, strict=True):
         scores = _scores(s, c, floor)
@@ -208,6 +210,18 @@ def _plain(value: float) -> float | None:
 
 def _nested(matrix: np.ndarray) -> list[list[float | None]]:
     return [[_plain(v) for v in row] for row in matrix]
+
+
+def leakage_caption(result: Mapping) -> str:
+    """The scores of a leakage result in words: the leakage, and the raw value named as raw."""
+    control = f"control {result['control']:.2f}"
+    raw = f"raw leakage {result['raw_leakage']:.3f}"
+    if result.get("leakage") is None:
+        return f"{raw} (0: diagonal, 0.75: no separation; no floor to normalise by), {control}"
+    return (
+        f"leakage {result['leakage']:.3f} (0: as separate as the renderer, 1: none), {control}\n"
+        f"{raw}, of the renderer itself {result['floor']:.3f}"
+    )
 
 
 def plot_leakage(result: Mapping, path: str | Path, title: str = "") -> Path:
@@ -233,9 +247,7 @@ def plot_leakage(result: Mapping, path: str | Path, title: str = "") -> Path:
     axes.set_yticks(range(len(factors)), factors)
     axes.set_xlabel("factor measured")
     axes.set_ylabel("latent changed")
-    scores = f"leakage {result['leakage']:.3f} (0: diagonal), control {result['control']:.2f}"
-    if result.get("normalised_leakage") is not None:
-        scores += f"\nnormalised by the floor {result['floor']:.2f}: {result['normalised_leakage']:.2f}"
+    scores = leakage_caption(result)
     axes.set_title(f"{title}\n{scores}" if title else scores, fontsize=9)
     figure.colorbar(image, ax=axes, label="share of the change (effect in brackets)")
     figure.tight_layout()

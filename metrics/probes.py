@@ -223,7 +223,7 @@ def train_probes(
 
 
 def leakage_floor(probe: FactorProbe, seed: int = 2, videos: int = 64) -> dict | None:
-    """The leakage the probe measures on the renderer itself (GroundTruthGenerator): what 'diagonal' reads as.
+    """The raw leakage the probe reads on the renderer itself (GroundTruthGenerator): what 'diagonal' reads.
 
     No generator can score better than about this with these probes: the rest is the probes' own
     confusion (a darker skin under a brighter light, a turned head's hair ...).
@@ -238,7 +238,14 @@ def leakage_floor(probe: FactorProbe, seed: int = 2, videos: int = 64) -> dict |
     result = leakage_matrix(
         GroundTruthGenerator(), readout, videos=videos, frames=4, step=10, seed=seed, progress=False
     )
-    return {key: result[key] for key in ("leakage", "control", "share", "effect", "videos", "frames")}
+    return {key: result[key] for key in ("raw_leakage", "control", "share", "effect", "videos", "frames")}
+
+
+def _floor(saved: dict | None) -> dict | None:
+    """A probe file's floor as leakage_floor gives it (files saved before raw_leakage was named: leakage)."""
+    if saved is None or "raw_leakage" in saved:
+        return saved
+    return {("raw_leakage" if key == "leakage" else key): value for key, value in saved.items()}
 
 
 def _mirror_map() -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,7 +293,7 @@ def load_probes(path: str | Path | None = None, device: str | torch.device = "cp
     checkpoint.load_module_state(probe, ckpt.tensors["probe"], "probe")
     probe.weights_sha256 = file_sha256(path)
     probe.validation_r2 = ckpt.metadata.get("validation_r2", {})
-    probe.floor = ckpt.metadata.get("floor")
+    probe.floor = _floor(ckpt.metadata.get("floor"))
     return probe.eval().requires_grad_(False)
 
 
@@ -354,7 +361,7 @@ def _train_probes(args: argparse.Namespace) -> int:
     for factor, r2 in scores["factors"].items():
         print(f"  {factor:<11} validation R² {r2:.3f}")
     if scores["floor"] is not None:
-        print(f"  leakage of the renderer itself (the floor): {scores['floor']['leakage']:.3f}")
+        print(f"  raw leakage of the renderer itself (the floor): {scores['floor']['raw_leakage']:.3f}")
     return 0
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stylevid import options
+from stylevid import options, threads
 from stylevid.options import UsageError
 
 MAX_GRID = 64  # videos in one --grid video; more would not fit a screen or memory
+PROGRESS_JOBS = ("generate", "edit", "invert", "animate", "metrics")  # their progress bars obey --quiet
 
 
 def _ops_status(args: argparse.Namespace) -> int:
@@ -47,19 +48,21 @@ def _generate(args: argparse.Namespace) -> int:
             f"--grid with {len(args.seeds)} seeds: a grid shows at most {MAX_GRID};"
             " give fewer --seeds or drop --grid"
         )
+    grid = args.grid and len(args.seeds) > 1
+    file = options.video_out(args.out, len(args.seeds) + grid, "--seeds" + " with --grid" * grid)
     gen = stylevid.load(args.network, device=args.device)
     out = Path(args.out)
     # One seed at a time: the first video is written at once, and memory holds one video's codes.
-    for seed in tqdm(args.seeds, desc="videos", unit="video"):
+    for seed in tqdm(args.seeds, desc="videos", unit="video", disable=not options.progress(args)):
         codes = gen.sample_seeds([seed], frames=args.frames, psi=args.psi)
-        path = out / f"seed{seed:04d}.{args.format}"
+        path = file or out / f"seed{seed:04d}.{args.format}"
         stylevid.save_video(gen.frames(codes[0], args.frames, args.chunk), path, fps=args.fps)
-    if args.grid and len(args.seeds) > 1:
+    if grid:
         codes = gen.sample_seeds(args.seeds, frames=args.frames, psi=args.psi)
         stylevid.save_video(
             gen.frames(codes, args.frames, args.chunk), out / f"grid.{args.format}", fps=args.fps
         )
-    print(f"wrote {len(args.seeds)} videos of {args.frames} frames to {out}")
+    print(f"wrote {len(args.seeds)} video(s) of {args.frames} frames to {out}")
     return 0
 
 
@@ -74,14 +77,17 @@ def _edit(args: argparse.Namespace) -> int:
             f"--freeze-at {args.freeze_at:g} is past the last frame ({args.frames - 1:g} with --frames"
             f" {args.frames}); pass a time from 0 to {args.frames - 1}, or more --frames"
         )
+    for option, edits in (("--swap", args.swap), ("--interp", args.interp)):
+        for factor, seeds in edits:
+            if len(seeds) != 2:
+                raise UsageError(
+                    f"{option} {factor}:... needs exactly two seeds, got {seeds}; write it like {factor}:0,1"
+                )
+    file = options.video_out(args.out, len(args.swap + args.freeze + args.interp), "this edit")
     gen = stylevid.load(args.network, device=args.device)
     out = Path(args.out)
     jobs = []
     for factor, seeds in args.swap:
-        if len(seeds) != 2:
-            raise UsageError(
-                f"--swap {factor}:... needs exactly two seeds, got {seeds}; write it like {factor}:0,1"
-            )
         codes = gen.sample_seeds(seeds, frames=args.frames, psi=args.psi)
         # Top row: the two originals; bottom row: each with the other's factor.
         jobs.append((f"swap-{factor}-{seeds[0]}-{seeds[1]}", Codes.cat([codes, codes.swap(factor, 0, 1)])))
@@ -90,17 +96,13 @@ def _edit(args: argparse.Namespace) -> int:
         name = "-".join(map(str, seeds))
         jobs.append((f"freeze-{factor}-{name}", Codes.cat([codes, codes.freeze(factor, args.freeze_at)])))
     for factor, seeds in args.interp:
-        if len(seeds) != 2:
-            raise UsageError(
-                f"--interp {factor}:... needs exactly two seeds, got {seeds}; write it like {factor}:0,1"
-            )
         a, b = gen.sample(1, seeds[0], args.frames, args.psi), gen.sample(1, seeds[1], args.frames, args.psi)
         steps = [Codes.interpolate(a, b, k / (args.steps - 1), [factor]) for k in range(args.steps)]
         jobs.append((f"interp-{factor}-{seeds[0]}-{seeds[1]}", Codes.cat(steps)))
-    for name, codes in tqdm(jobs, desc="edits", unit="video"):
-        path = out / f"{name}.{args.format}"
+    for name, codes in tqdm(jobs, desc="edits", unit="video", disable=not options.progress(args)):
+        path = file or out / f"{name}.{args.format}"
         # mp4/gif tile the videos (originals on top); a png sheet is one row of frames per video.
-        nrow = None if args.format == "png" else args.steps if name.startswith("interp") else len(codes) // 2
+        nrow = None if path.suffix == ".png" else args.steps if name.startswith("interp") else len(codes) // 2
         stylevid.save_video(gen.frames(codes, args.frames, args.chunk), path, fps=args.fps, nrow=nrow)
         print(f"wrote {path}")
     return 0
@@ -144,7 +146,9 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=options.positive_int, default=64, help="frames per video (default 64)")
     p.add_argument("--fps", type=options.frame_rate, default=25.0)
     p.add_argument("--psi", type=options.truncation, default=1.0, help="truncation of every factor (1: none)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out", required=True, help="output folder, or for one video its file (.mp4, .gif or .png)"
+    )
     p.add_argument("--format", choices=["mp4", "gif", "png"], default="mp4")
     p.add_argument("--chunk", type=options.positive_int, default=16, help="frames rendered at once (memory)")
     p.add_argument("--device", type=options.device, default="cpu", help="torch device, e.g. cuda or cuda:1")
@@ -190,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     )
     edit.add_argument(
         "--freeze",
-        type=options.factor_seeds,
+        type=options.moving_factor_seeds,
         action="append",
         default=[],
         metavar="FACTOR:S[,S...]",
@@ -282,13 +286,22 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--workers", type=options.positive_int, default=2)
     demo.set_defaults(run=_demo)
+
+    for name, command in jobs.choices.items():
+        if name != "ops":
+            options.add_threads(command)
+    for name in PROGRESS_JOBS:
+        options.add_quiet(jobs.choices[name])
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parser().parse_args(argv)
-    return args.run(args)
+    if args.job == "ops":
+        return args.run(args)
+    with threads.applied(threads.plan(args.threads)):
+        return args.run(args)
 
 
 def console(argv: list[str] | None = None) -> int:

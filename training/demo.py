@@ -73,12 +73,12 @@ def evaluate(gen: VideoGenerator, real: np.ndarray, readout: ProbeReadout) -> tu
     """frame_fd16 against real thumbnails [N, 768] and the leakage read by the evaluation probes.
 
     The probes are the metric's (another seed and shape than any teacher; no loss reads them).
-    Returns the scalars {frame_fd16, leakage, normalised_leakage, control, control_per_factor,
-    interval} and the whole leakage result (matrices).
+    Returns the scalars {frame_fd16, leakage (normalised by the probes' floor), raw_leakage, control,
+    control_per_factor, interval} and the whole leakage result (matrices).
     """
     fd = thumbnail_fd(real, thumbnails(fake_frames(gen, len(real))))
-    result = leakage_matrix(gen, readout, videos=LEAKAGE_VIDEOS, floor=readout.probe.floor["leakage"])
-    keys = ("leakage", "normalised_leakage", "control", "control_per_factor", "interval")
+    result = leakage_matrix(gen, readout, videos=LEAKAGE_VIDEOS, floor=readout.probe.floor["raw_leakage"])
+    keys = ("leakage", "raw_leakage", "control", "control_per_factor", "interval")
     return {"frame_fd16": fd, **{key: result[key] for key in keys}}, result
 
 
@@ -154,8 +154,9 @@ def run_demo(
         "trained": trained.pop("frame_fd16"),
         "real_vs_real": baseline,
         "leakage": {
-            "description": "1 - mean diagonal of the leakage share matrix, read by the evaluation probes;"
-            " normalised: (leakage - floor) / (0.75 - floor), 0 = the renderer itself, 1 = no separation",
+            "description": "leakage read by the evaluation probes: (raw_leakage - floor) / (0.75 - floor),"
+            " 0 = as separate as the renderer itself, 1 = every latent moves every factor alike;"
+            " raw_leakage = 1 - mean diagonal of the share matrix, floor = the renderer's raw leakage",
             "floor": leakage["floor"],
             "untrained": untrained,
             "trained": trained,

@@ -158,7 +158,11 @@ def test_the_builtin_model_loads_by_name_and_renders():
     video = gen.render(gen.sample(2, seed=0, frames=4), 4)
     assert video.shape == (2, 4, 3, 64, 64) and torch.isfinite(video).all()
     info = json.loads(builtin.resolve("builtin:synth64").with_suffix(".json").read_text())
-    assert info["leakage"]["normalised_leakage"] is not None and info["frame_fd16"] > 0
+    scores = info["leakage"]  # the shipped scores: the normalised leakage, and the raw one named so
+    assert scores["leakage"] == pytest.approx(
+        (scores["raw_leakage"] - scores["floor"]) / (0.75 - scores["floor"])
+    )
+    assert info["frame_fd16"] > 0
     with pytest.raises(ValueError, match="builtin:nope.*builtin:synth64"):
         stylevid.load("builtin:nope")
 

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import re
 
 import pytest
 import torch
@@ -89,19 +90,35 @@ def test_leakage_is_appended_beside_the_checkpoint_with_hashes_and_a_heatmap(net
     assert record["metric"] == "leakage"
     results = record["results"]
     # The value is the leakage normalised by the evaluation probes' own floor (the renderer's).
-    assert results["floor"] == probes.load_probes().floor["leakage"]
-    assert record["value"] == pytest.approx(
-        (results["leakage"] - results["floor"]) / (0.75 - results["floor"])
+    assert results["floor"] == probes.load_probes().floor["raw_leakage"]
+    assert (
+        record["value"]
+        == results["leakage"]
+        == pytest.approx((results["raw_leakage"] - results["floor"]) / (0.75 - results["floor"]))
     )
-    assert 0 <= results["leakage"] <= 1
-    low, high = results["interval"]["leakage"]
-    assert low <= results["leakage"] <= high
+    assert 0 <= results["raw_leakage"] <= 1
+    for name in ("leakage", "raw_leakage"):
+        low, high = results["interval"][name]
+        assert low <= results[name] <= high
     assert record["network_sha256"] == _sha(network)
     assert record["weights_sha256"] == {"factor-probes": _sha(SHIPPED)}
     assert len(record["results"]["share"]) == 4
     plot = network.with_name(f"{network.stem}-leakage.png")
     assert record["results"]["plot"] == str(plot) and plot.stat().st_size > 1000
     assert "leakage:" in capsys.readouterr().out
+
+
+def test_the_console_the_json_and_the_heatmap_show_one_leakage(network, capsys, heatmap_titles):
+    argv = ["metrics", "--network", str(network), "--metrics", "leakage", "--videos", "4", "--batch", "4"]
+    assert main(argv) == 0
+    record = json.loads((network.parent / compute.RESULTS_FILE).read_text().splitlines()[-1])
+    printed = float(re.search(r"^leakage: (\S+)", capsys.readouterr().out, re.MULTILINE).group(1))
+    assert printed == record["value"] == record["results"]["leakage"]
+    (title,) = heatmap_titles
+    shown = {raw: float(value) for raw, value in re.findall(r"(raw )?leakage (\d+\.\d+)", title)}
+    assert shown.keys() == {"", "raw "}, title  # the leakage, and the raw value named as raw
+    assert shown[""] == pytest.approx(record["value"], abs=5e-4), title
+    assert shown["raw "] == pytest.approx(record["results"]["raw_leakage"], abs=5e-4), title
 
 
 def test_the_factor_probes_run_on_the_commands_device(video_generator, network, monkeypatch):

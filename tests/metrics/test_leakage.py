@@ -1,6 +1,7 @@
 """The leakage matrix: exact answers for generators of known entanglement, a naive-loop oracle, the plot."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_disentangled_generator_gives_the_identity_matrix(video_generator):
     result = _leakage(video_generator, np.eye(4))
     np.testing.assert_allclose(result["share"], np.eye(4), atol=1e-6)
     np.testing.assert_allclose(result["effect"], np.eye(4), atol=1e-6)
-    assert result["leakage"] == pytest.approx(0, abs=1e-6)
+    assert result["raw_leakage"] == pytest.approx(0, abs=1e-6)
     assert result["control"] == pytest.approx(1, abs=1e-6)
 
 
@@ -70,13 +71,14 @@ def test_swapped_readings_leak_completely(video_generator):
     permutation = np.eye(4)[[1, 0, 3, 2]]
     result = _leakage(video_generator, permutation)
     np.testing.assert_allclose(result["share"], permutation, atol=1e-6)
-    assert result["leakage"] == pytest.approx(1, abs=1e-6)
+    assert result["raw_leakage"] == pytest.approx(1, abs=1e-6)
 
 
 def test_every_latent_in_every_factor_spreads_evenly(video_generator):
     result = _leakage(video_generator, np.ones((4, 4)))
     np.testing.assert_allclose(result["share"], np.full((4, 4), 0.25), atol=1e-6)
-    assert result["leakage"] == pytest.approx(0.75, abs=1e-6)
+    assert result["raw_leakage"] == pytest.approx(0.75, abs=1e-6)
+    assert result["leakage"] is None and result["floor"] is None  # no floor: nothing normalised
 
 
 def test_a_latent_that_moves_nothing_gives_a_nan_row(video_generator):
@@ -84,7 +86,7 @@ def test_a_latent_that_moves_nothing_gives_a_nan_row(video_generator):
     mixing[2, 2] = 0  # lighting is ignored
     result = _leakage(video_generator, mixing)
     assert result["share"][2] == [None] * 4  # JSON-safe NaN
-    assert math.isnan(result["leakage"])
+    assert math.isnan(result["raw_leakage"])
 
 
 def test_matches_a_naive_loop(video_generator):
@@ -140,6 +142,13 @@ def test_heatmap_is_written(video_generator, tmp_path):
     assert image[..., :3].std() > 10  # a picture, not a blank canvas
 
 
+def test_the_heatmap_names_an_unnormalised_leakage_raw(video_generator, tmp_path, heatmap_titles):
+    result = _leakage(video_generator, np.ones((4, 4)))  # no floor, as on real faces: the raw value only
+    plot_leakage(result, tmp_path / "leakage.png")
+    (title,) = heatmap_titles
+    assert re.findall(r"(raw )?leakage (\d+\.\d+)", title) == [("raw ", "0.750")], title
+
+
 def _naive_bootstrap(video_generator, mixing, resamples, seed, floor):
     """The bootstrap by hand: per video distances, videos redrawn, every matrix recomputed in loops."""
     gen, readout = MixingGenerator(video_generator, mixing), PixelReadout()
@@ -176,9 +185,9 @@ def test_bootstrap_interval_and_normalisation_match_a_naive_loop(video_generator
     gen = torch.Generator().manual_seed(3)
     mixing = torch.eye(4) + 0.3 * torch.rand(4, 4, generator=gen)
     result = _leakage(video_generator, mixing, floor=0.3, bootstrap=200)
-    assert result["normalised_leakage"] == pytest.approx((result["leakage"] - 0.3) / 0.45)
-    low, high = result["interval"]["normalised_leakage"]
-    assert low < result["normalised_leakage"] < high
+    assert result["leakage"] == pytest.approx((result["raw_leakage"] - 0.3) / 0.45)
+    low, high = result["interval"]["leakage"]
+    assert low < result["leakage"] < high
     expected = _naive_bootstrap(video_generator, mixing, 200, 0, 0.3)
     assert [low, high] == pytest.approx(list(expected), abs=1e-9)
     per_factor = result["control_per_factor"]
@@ -188,7 +197,7 @@ def test_bootstrap_interval_and_normalisation_match_a_naive_loop(video_generator
 
 def test_a_disentangled_generator_has_a_collapsed_interval_and_bad_floors_are_refused(video_generator):
     result = _leakage(video_generator, torch.eye(4), floor=0.0, bootstrap=100)
-    assert result["interval"]["leakage"] == pytest.approx([0, 0], abs=1e-9)
-    assert result["normalised_leakage"] == pytest.approx(0, abs=1e-9)
+    assert result["interval"]["raw_leakage"] == pytest.approx([0, 0], abs=1e-9)
+    assert result["leakage"] == pytest.approx(0, abs=1e-9)
     with pytest.raises(ValueError, match="floor=0.8"):
         _leakage(video_generator, torch.eye(4), floor=0.8)

@@ -27,7 +27,11 @@ def test_a_run_becomes_a_builtin_with_its_scores(tmp_path):
     saved = json.loads(written.with_suffix(".json").read_text())
     assert saved == json.loads(json.dumps(info))  # the JSON beside it holds what was returned
     assert saved["kimg"] == pytest.approx(trainer.nimg / 1000) and saved["frame_fd16"] > 0
-    assert 0 <= saved["leakage"]["leakage"] <= 1 and saved["leakage"]["floor"] > 0
+    scores = saved["leakage"]
+    assert 0 <= scores["raw_leakage"] <= 1 and scores["floor"] > 0
+    assert scores["leakage"] == pytest.approx(
+        (scores["raw_leakage"] - scores["floor"]) / (0.75 - scores["floor"])
+    )
     gen = stylevid.load(written)
     ema = trainer.G_ema.state_dict()
     assert all(torch.equal(v, ema[k]) for k, v in gen.generator.state_dict().items())
