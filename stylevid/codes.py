@@ -9,7 +9,8 @@ generator's motion mappings.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -85,7 +86,7 @@ class Trajectory:
         return (self.anchors.shape[1] - 1) * self.spacing
 
     def __getitem__(self, index) -> Trajectory:
-        index = _as_index(index)
+        index = _as_index(index, len(self))
         return dataclasses.replace(
             self,
             z=self.z[index],
@@ -154,11 +155,23 @@ def _same_spacing(items: Sequence[Trajectory]) -> None:
         raise ValueError(f"trajectories with different anchor spacings {sorted(spacings)} cannot be combined")
 
 
-def _as_index(index):
-    """Integer indices keep the video axis: codes[3] is a batch of one."""
-    if isinstance(index, int):
-        return slice(index, index + 1) if index != -1 else slice(-1, None)
-    return index
+def _as_index(index, n: int):
+    """A tensor index over `n` videos that reads as a list's: codes[3] is a batch of one (the video axis
+    stays), an integer out of range is an IndexError, a slice may step backwards; a list, array or
+    tensor of indices (or a mask) follows the tensors' rules."""
+    if isinstance(index, slice):
+        picked = range(n)[index]
+        if picked.step > 0:
+            return slice(picked.start, picked.stop, picked.step)
+        return torch.tensor(list(picked), dtype=torch.long)  # tensors take no negative step
+    try:
+        i = operator.index(index)
+    except TypeError:
+        return index
+    if not -n <= i < n:
+        raise IndexError(f"video index {i} is out of range for {n} videos")
+    i %= n
+    return slice(i, i + 1)
 
 
 @dataclass(frozen=True, repr=False)
@@ -189,8 +202,12 @@ class Codes:
         )
 
     def __getitem__(self, index) -> Codes:
-        index = _as_index(index)
+        index = _as_index(index, len(self))
         return Codes(self.identity[index], self.pose[index], self.lighting[index], self.background[index])
+
+    def __iter__(self) -> Iterator[Codes]:
+        """One video at a time, each a batch of one."""
+        return (self[i] for i in range(len(self)))
 
     def replace(self, **factors) -> Codes:
         """A copy with the given factors replaced, e.g. codes.replace(background=other.background)."""

@@ -1,7 +1,9 @@
 """Codes: swap, replace, interpolation endpoints and paths, freezing, indexing, repr."""
 
 import dataclasses
+import itertools
 
+import numpy as np
 import pytest
 import torch
 from device_standin import OffHostMode
@@ -155,3 +157,48 @@ def test_trajectory_repr_summarises_psi_and_freezing(codes):
     assert "all frozen at t=3" in repr(pose.freeze(3.0))
     truncated = Trajectory.cat([pose[:2], dataclasses.replace(pose[2:], psi=torch.full((2,), 0.5))])
     assert "psi 0.5..1" in repr(truncated)
+
+
+def _tagged(n: int) -> Codes:
+    """Codes of n videos whose every tensor holds its video's number, to read back which were picked."""
+    tag = torch.arange(n, dtype=torch.float32)
+
+    def trajectory():
+        return Trajectory(tag[:, None].repeat(1, 2), tag[:, None, None].repeat(1, 3, 2), 16.0, tag, tag)
+
+    return Codes(tag[:, None].repeat(1, 3), trajectory(), trajectory(), tag[:, None].repeat(1, 3))
+
+
+def _picked(codes: Codes) -> list[int]:
+    """The video numbers `codes` holds, the same in every tensor of every factor."""
+    seen = [
+        codes.identity[:, 0],
+        codes.background[:, 0],
+        *(t for f in TRAJECTORY_FACTORS for t in (getattr(codes, f).z[:, 0], getattr(codes, f).psi)),
+        *(getattr(codes, f).anchors[:, 0, 0] for f in TRAJECTORY_FACTORS),
+    ]
+    assert all(torch.equal(s, seen[0]) for s in seen), seen
+    return [int(v) for v in seen[0]]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_indexing_and_slicing_read_as_a_list_of_the_videos(n):
+    codes, oracle = _tagged(n), list(range(n))
+    assert len(codes) == len(oracle)
+    # Iteration stops after the last video (islice: a loop that never stops fails instead of hanging).
+    assert [_picked(one) for one in itertools.islice(codes, n + 1)] == [[v] for v in oracle]
+    for i in range(-n - 3, n + 3):
+        if -n <= i < n:
+            assert _picked(codes[i]) == [oracle[i]], i
+            assert _picked(codes[np.int64(i)]) == [oracle[i]], i
+            assert len(codes.pose[i]) == 1
+        else:
+            with pytest.raises(IndexError, match=f"video index {i} is out of range for {n} videos"):
+                codes[i]
+            with pytest.raises(IndexError):
+                codes.lighting[i]
+    bounds = [None, *range(-n - 2, n + 3)]
+    for start, stop, step in itertools.product(bounds, bounds, [None, -3, -2, -1, 1, 2, 3]):
+        index = slice(start, stop, step)
+        assert _picked(codes[index]) == oracle[index], index
+        assert len(codes.pose[index]) == len(oracle[index]), index
