@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tqdm import tqdm
+
 from stylevid import builtin, options
+from stylevid.api import DEFAULT_CHUNK
 from stylevid.options import UsageError
 
 DEFAULT_NETWORK = "builtin:synth64"
@@ -48,11 +51,19 @@ def _invert(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--out {out}: codes are written as .safetensors; use {out.with_suffix('.safetensors')}"
         )
+    options.require_files("--images", args.images or [])
+    options.require_files("--video", [args.video] if args.video else [])
     gen, enc = _load(args)
     distance = _lpips_distance(gen.device) if args.optimize else None
     refs = {"images": args.images} if args.images else {"video": args.video}
     result = enc.invert_full(
-        gen, **refs, align=args.align, optimize=args.optimize, seconds=args.seconds, distance=distance
+        gen,
+        **refs,
+        align=args.align,
+        optimize=args.optimize,
+        seconds=args.seconds,
+        distance=distance,
+        progress=options.progress(args),
     )
     codes = result.codes
     sources = args.images or [args.video]
@@ -82,24 +93,26 @@ def _animate(args: argparse.Namespace) -> int:
 
     if args.drive is not None and args.motion_seed is not None:
         raise UsageError("give --drive VIDEO or --motion-seed S, not both")
+    options.require_files("--refs", args.refs)
+    frames, show = args.frames, options.progress(args)
+    drive = None if args.drive is None else stylevid.read_video(args.drive)  # before the work: it may not fit
+    if drive is not None and frames > len(drive):
+        raise UsageError(
+            f"--frames {frames}: the driving video {args.drive} has {len(drive)} frames; ask for at most that"
+        )
     gen, enc = _load(args)
-    person = enc.invert(gen, images=args.refs, align=args.align, shared_background=True)[0]
-    frames = args.frames
-    if args.drive is not None:
-        drive = stylevid.read_video(args.drive)
-        if frames > len(drive):
-            raise UsageError(
-                f"--frames {frames}: the driving video {args.drive} has {len(drive)} frames;"
-                " ask for at most that"
-            )
-        motion = enc.invert(gen, video=drive[:frames], align=args.align)
+    person = enc.invert(gen, images=args.refs, align=args.align, shared_background=True, progress=show)[0]
+    if drive is not None:
+        motion = enc.invert(gen, video=drive[:frames], align=args.align, progress=show)
     else:
         motion = gen.sample(1, seed=args.motion_seed or 0, frames=frames)
     background = person.background
     if args.background_seed is not None:
         background = gen.sample(1, seed=args.background_seed, frames=1).background
     codes = person.replace(pose=motion.pose, lighting=motion.lighting, background=background)
-    stylevid.save_video(gen.frames(codes, frames), args.out, fps=args.fps)
+    chunks = gen.frames(codes, frames)
+    bar = tqdm(chunks, desc="render", unit="chunk", total=-(-frames // DEFAULT_CHUNK), disable=not show)
+    stylevid.save_video(bar, args.out, fps=args.fps)
     print(f"wrote {args.out}: {frames} frames of the person in {', '.join(map(str, args.refs))}")
     return 0
 
@@ -136,7 +149,9 @@ def register_cli(jobs) -> None:
         default=None,
         help="time limit of --optimize",
     )
-    inv.add_argument("--preview", default=None, help="also render the codes to this video or image")
+    inv.add_argument(
+        "--preview", type=options.video_file, default=None, help="also render the codes to this video"
+    )
     inv.set_defaults(run=_invert)
 
     ani = jobs.add_parser(
@@ -153,5 +168,7 @@ def register_cli(jobs) -> None:
     )
     ani.add_argument("--frames", type=options.positive_int, default=64)
     ani.add_argument("--fps", type=options.frame_rate, default=25.0)
-    ani.add_argument("--out", required=True, help="the video (.mp4, .gif) or frame sheet (.png)")
+    ani.add_argument(
+        "--out", required=True, type=options.video_file, help="the video (.mp4, .gif) or frame sheet (.png)"
+    )
     ani.set_defaults(run=_animate)

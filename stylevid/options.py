@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
+from stylevid.codes import TRAJECTORY_FACTORS
 from stylevid.config import FACTORS
 
 INT_MAX = 2**31 - 1  # counts and seeds beyond int32 are typos, and torch/numpy seeds stop near there
@@ -104,19 +107,76 @@ def seeds(text: str) -> Seeds:
     return Seeds(tuple(ranges))
 
 
-def factor_seeds(text: str) -> tuple[str, list[int]]:
-    """'identity:0,3' -> ('identity', [0, 3]): a factor and the seeds it is edited between."""
-    factor, _, listed = text.partition(":")
-    if factor not in FACTORS or not listed:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: write FACTOR:SEED,SEED with FACTOR one of {', '.join(FACTORS)}"
+def factor_seeds_of(factors: tuple[str, ...]) -> Callable[[str], tuple[str, list[int]]]:
+    """A validator of 'identity:0,3' -> ('identity', [0, 3]): one of `factors` and the seeds edited."""
+
+    def parse(text: str) -> tuple[str, list[int]]:
+        factor, _, listed = text.partition(":")
+        if factor not in factors or not listed:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: write FACTOR:SEED,SEED with FACTOR one of {', '.join(factors)}"
+            )
+        chosen = seeds(listed)
+        if len(chosen) > MAX_EDIT_SEEDS:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {len(chosen)} seeds; one edit shows at most {MAX_EDIT_SEEDS}, give fewer"
+            )
+        return factor, list(chosen)
+
+    parse.__name__ = "factor_seeds"
+    return parse
+
+
+factor_seeds = factor_seeds_of(FACTORS)
+moving_factor_seeds = factor_seeds_of(TRAJECTORY_FACTORS)  # only these move over time, and can be frozen
+
+
+def _unwritable(text: str) -> str | None:
+    """Why no video can be written to `text`, or None where its suffix is one stylevid writes."""
+    from stylevid.video import WRITE_SUFFIXES  # noqa: PLC0415
+
+    path = Path(text)
+    if path.suffix.lower() in WRITE_SUFFIXES:
+        return None
+    return (
+        f"{text!r}: cannot write a {path.suffix or 'suffix-less'} file; name a"
+        f" {', '.join(WRITE_SUFFIXES)} file, e.g. {path.with_suffix('.mp4')}"
+    )
+
+
+def video_file(text: str) -> str:
+    """A path stylevid can write a video to: its suffix is .mp4, .gif or .png (a sheet of frames)."""
+    refusal = _unwritable(text)
+    if refusal:
+        raise argparse.ArgumentTypeError(refusal)
+    return text
+
+
+def video_out(out: str, count: int, what: str) -> Path | None:
+    """--out of a command that writes `count` videos: the file it names (one video), or None: a folder.
+
+    A suffix names a file, which must be one stylevid writes; a path without one, or an existing
+    folder, is a folder (the caller names the files in it).
+    """
+    path = Path(out)
+    if not path.suffix or path.is_dir():
+        return None
+    refusal = _unwritable(out)
+    if refusal:
+        raise UsageError(f"--out {refusal} (or a folder without a suffix)")
+    if count != 1:
+        raise UsageError(
+            f"--out {out} names one file, and {what} makes {count} videos; pass a folder, e.g."
+            f" --out {path.with_suffix('')}"
         )
-    chosen = seeds(listed)
-    if len(chosen) > MAX_EDIT_SEEDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: {len(chosen)} seeds; one edit shows at most {MAX_EDIT_SEEDS}, give fewer"
-        )
-    return factor, list(chosen)
+    return path
+
+
+def require_files(option: str, paths: list[str]) -> None:
+    """Fail before any work (FileNotFoundError, exit status 1) where a file `option` names is missing."""
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{option} {path}: no such file; check the path")
 
 
 def device(text: str) -> str:
@@ -162,3 +222,23 @@ def int_list(count: int) -> Callable[[str], tuple[int, ...]]:
 
     parse.__name__ = f"int_list_{count}"
     return parse
+
+
+def add_threads(command: argparse.ArgumentParser) -> None:
+    """--threads: the threads torch computes on (stylevid.threads chooses when it is not given)."""
+    command.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="threads to compute on (default: the free cores this process may use; OMP_NUM_THREADS if set)",
+    )
+
+
+def add_quiet(command: argparse.ArgumentParser) -> None:
+    """--quiet: no progress bars (they are shown on stderr only when it is a terminal)."""
+    command.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+
+
+def progress(args: argparse.Namespace) -> bool:
+    """Whether a command shows progress bars: stderr is a terminal and --quiet was not given."""
+    return not args.quiet and sys.stderr.isatty()

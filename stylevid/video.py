@@ -171,6 +171,7 @@ def _write_png(
 
 # The writers share one signature so save_video can look them up by suffix; each uses what it needs.
 _WRITERS = {".mp4": _write_mp4, ".gif": _write_gif, ".png": _write_png}
+WRITE_SUFFIXES = tuple(_WRITERS)
 
 
 def save_video(

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, preset
+from stylevid.options import UsageError
 
 
 @dataclass
@@ -120,11 +121,12 @@ class TrainConfig:
         if self.disentangle.active and self.batch % 2:
             raise ValueError(
                 f"batch={self.batch} must be even: the teacher terms train on pairs of clips; use an even"
-                " batch or disentangle.teacher='none'"
+                f" batch (stylevid train --batch {self.batch + 1})"
             )
 
     def with_changes(self, **changes) -> tuple[TrainConfig, dict[str, list]]:
-        """A copy with RESUMABLE settings changed (None: keep), and {name: [old, new]} of the changed ones."""
+        """A copy with RESUMABLE settings changed (None: keep), and {name: [old, new]} of the changed ones;
+        UsageError where a change does not fit the configuration (an odd batch with teachers)."""
         unknown = sorted(set(changes) - set(RESUMABLE))
         if unknown:
             raise ValueError(f"cannot change {unknown} of a run; changeable: {', '.join(RESUMABLE)}")
@@ -135,10 +137,14 @@ class TrainConfig:
             old = self.loss.r1_gamma if name == "r1_gamma" else getattr(self, name)
             if value == old:
                 continue
-            if name == "r1_gamma":
-                config = dataclasses.replace(config, loss=dataclasses.replace(config.loss, r1_gamma=value))
-            else:
-                config = dataclasses.replace(config, **{name: value})
+            try:
+                if name == "r1_gamma":
+                    loss = dataclasses.replace(config.loss, r1_gamma=value)
+                    config = dataclasses.replace(config, loss=loss)
+                else:
+                    config = dataclasses.replace(config, **{name: value})
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None  # the changes are the caller's options, e.g. --batch
             changed[name] = [old, value]
         return config, changed
 

@@ -84,7 +84,8 @@ class VideoClipDataset(torch.utils.data.Dataset):
         if resolution is not None and resolution != index.resolution:
             raise ValueError(
                 f"{index.path} holds {index.resolution}x{index.resolution} frames but resolution={resolution}"
-                f" was asked for: train at {index.resolution}, or prepare the dataset at {resolution}"
+                f" was asked for: train a preset of that size (stylevid train --preset: synth64 is 64, ffs256"
+                f" 256), or prepare the dataset again with stylevid prepare --resolution {resolution}"
             )
         if self.skipped:
             warnings.warn(

@@ -71,8 +71,10 @@ class VideoEncoder:
         seconds: float | None = None,
         distance: Distance | None = None,
         shared_background: bool | None = None,
+        progress: bool = False,
     ) -> Inversion:
-        """As invert, with the styles, fusion weights, trajectory residuals and timings."""
+        """As invert, with the styles, fusion weights, trajectory residuals and timings; progress: bars
+        of the trajectory fits and the optimisation on stderr."""
         if (images is None) == (video is None):
             raise ValueError("pass either images=[...] or video=..., not both and not neither")
         if optimize < 0:
@@ -93,14 +95,14 @@ class VideoEncoder:
         G = generator.generator
         styles, weights = encode(self.encoder, G, frames, shared, iterations)
         k = frames.shape[1]
-        codes, residual = styles_to_codes(G, styles, None if times is None else times.to(device), k)
+        codes, residual = styles_to_codes(G, styles, None if times is None else times.to(device), k, progress)
         encoded = time.monotonic()
         if optimize:
             if times is None:  # one row per reference, each a still at t = 0
                 targets, t = frames.transpose(0, 1), torch.zeros(k, 1, device=device)
             else:
                 targets, t = frames, times.to(device)
-            codes = optimize_codes(G, codes, targets, t, optimize, seconds, distance)
+            codes = optimize_codes(G, codes, targets, t, optimize, seconds, distance, progress=progress)
         seconds_spent = {"encode": encoded - started, "optimize": time.monotonic() - encoded}
         return Inversion(codes, styles, weights, residual, seconds_spent)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from stylevid.codes import Codes
 from stylevid.encoder.model import Encoder, Styles, render_styles
@@ -69,9 +70,12 @@ def encode(
     return styles, weights
 
 
-def styles_to_codes(generator, styles: Styles, times: torch.Tensor | None, frames: int = 1):
+def styles_to_codes(
+    generator, styles: Styles, times: torch.Tensor | None, frames: int = 1, progress: bool = False
+):
     """Codes of styles: times [N, K] (a video's frame times) fit trajectories; None: each of the K
-    references of the N people becomes a row with its own still pose and lighting (N * K rows)."""
+    references of the N people becomes a row with its own still pose and lighting (N * K rows).
+    progress: bars of the trajectory fits on stderr."""
     n, k, w = styles.pose.shape
     residual = {}
     trajectories = {}
@@ -81,7 +85,7 @@ def styles_to_codes(generator, styles: Styles, times: torch.Tensor | None, frame
         zero = torch.zeros(n * k, 1, device=pose.device)
         for factor in ("pose", "lighting"):
             trajectories[factor], residual[factor] = fit_trajectory(
-                generator, factor, per_frame[factor], zero, 1, frozen=True
+                generator, factor, per_frame[factor], zero, 1, frozen=True, progress=progress
             )
     else:
         if not styles.shared_background:
@@ -89,7 +93,7 @@ def styles_to_codes(generator, styles: Styles, times: torch.Tensor | None, frame
         identity, background = styles.identity, styles.background
         for factor in ("pose", "lighting"):
             trajectories[factor], residual[factor] = fit_trajectory(
-                generator, factor, getattr(styles, factor), times, frames
+                generator, factor, getattr(styles, factor), times, frames, progress=progress
             )
     codes = Codes(identity.detach(), trajectories["pose"], trajectories["lighting"], background.detach())
     return codes, residual
@@ -104,10 +108,11 @@ def optimize_codes(
     seconds: float | None = None,
     distance: Distance | None = None,
     lr: float = 0.02,
+    progress: bool = False,
 ) -> Codes:
     """Codes after up to `steps` Adam steps (or `seconds`) on distance(render(codes, times), targets);
     targets [N, T, 3, R, R]. Only codes move (identity and background W, trajectory z and anchors):
-    never the generator, so nothing per person is stored but the codes."""
+    never the generator, so nothing per person is stored but the codes. progress: a bar on stderr."""
     distance = distance or pyramid_l2
     w_scale = codes.identity.std().clamp_min(1e-3).item()
     leaves = {
@@ -134,7 +139,7 @@ def optimize_codes(
         )
 
     with torch.enable_grad():
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc="optimize", unit="step", disable=not progress):
             if deadline is not None and time.monotonic() > deadline:
                 break
             optimizer.zero_grad(set_to_none=True)

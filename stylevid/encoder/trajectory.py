@@ -9,6 +9,7 @@ a small MLP, no image is rendered.
 from __future__ import annotations
 
 import torch
+from tqdm import tqdm
 
 from stylevid.codes import Trajectory
 
@@ -25,10 +26,11 @@ def fit_trajectory(
     frozen: bool = False,
     steps: int = FIT_STEPS,
     seed: int = 0,
+    progress: bool = False,
 ) -> tuple[Trajectory, torch.Tensor]:
     """A Trajectory of N videos covering `frames` frames whose styles at times t [N, T] are `styles`
     [N, T, W] (as near as the mapping reaches); frozen: a still at t[:, 0]. Also the residual per video
-    (mean squared style error, in W units)."""
+    (mean squared style error, in W units). progress: a bar of the steps on stderr."""
     n = styles.shape[0]
     mapping = getattr(generator, factor)
     c = generator.config
@@ -40,7 +42,7 @@ def fit_trajectory(
     target = styles.detach().float()
     optimizer = torch.optim.Adam([z, anchors], lr=FIT_LR)
     with torch.enable_grad():
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc=f"fit {factor}", unit="step", leave=False, disable=not progress):
             optimizer.zero_grad(set_to_none=True)
             loss = (mapping(z, anchors, t) - target).square().mean()
             loss.backward()

@@ -55,7 +55,9 @@ def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 def _valid(action: argparse.Action) -> str:
     if action.type in FREE_TEXT:
         return "x"
-    return "identity:0,1" if action.type is options.factor_seeds else "1"
+    if action.type is options.video_file:
+        return "x.mp4"
+    return "pose:0,1" if action.type in (options.factor_seeds, options.moving_factor_seeds) else "1"
 
 
 def _checked_options():
