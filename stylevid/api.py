@@ -169,11 +169,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator
     path = builtin.resolve(path)
     _refuse_training_state(Path(path))
     ckpt = checkpoint.load_checkpoint(path)
-    if "model" not in ckpt.config:
-        raise checkpoint.CheckpointError(
-            f"{path} has no model configuration; it was not written by stylevid's save"
-        )
-    model_config = ModelConfig.from_dict(ckpt.config["model"])
+    model_config = checkpoint.read_config(ckpt, "model", ModelConfig.from_dict)
     name = next((key for key in GENERATOR_KEYS if key in ckpt.tensors), None)
     if name is None:
         raise checkpoint.CheckpointError(

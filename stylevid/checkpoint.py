@@ -13,10 +13,10 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -24,6 +24,8 @@ from safetensors.torch import save
 
 from stylevid import __version__
 from stylevid.atomic import write_atomically
+
+T = TypeVar("T")
 
 FORMAT = "stylevid-checkpoint"
 FORMAT_VERSION = 1
@@ -155,6 +157,20 @@ def load_checkpoint(
         metadata=header["metadata"],
         tensors=tensors,
     )
+
+
+def read_config(ckpt: Checkpoint, key: str, parse: Callable[[Any], T]) -> T:
+    """parse(ckpt.config[key]), e.g. ModelConfig.from_dict: a missing or malformed section is a
+    CheckpointError naming the file and the field."""
+    if key not in ckpt.config:
+        raise CheckpointError(
+            f"{ckpt.path} has no {key} configuration (config holds {sorted(ckpt.config)}); it was not"
+            " written by stylevid's save, or for another purpose"
+        )
+    try:
+        return parse(ckpt.config[key])
+    except ValueError as exc:
+        raise CheckpointError(f"{ckpt.path}: its {key} configuration is malformed: {exc}") from exc
 
 
 def load_module_state(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], name: str) -> None:

@@ -32,13 +32,28 @@ def load_codes(path: str | Path, device: str | torch.device = "cpu") -> Codes:
             f"{path} is not a codes file (a stylevid checkpoint of kind {ckpt.config.get('kind')!r});"
             " codes files are what `stylevid invert` and save_codes write"
         )
+    spacing = ckpt.config.get("spacing")
+    for f in TRAJECTORY_FACTORS:
+        value = spacing.get(f) if isinstance(spacing, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise checkpoint.CheckpointError(
+                f"{path}: its config's spacing.{f} is {value!r} (spacing {spacing!r}); expected a number of"
+                " frames between anchors: the file was damaged or edited by hand, use another copy"
+            )
     t = ckpt.tensors
-    trajectories = {
-        f: Trajectory(
-            t[f]["z"], t[f]["anchors"], float(ckpt.config["spacing"][f]), t[f]["psi"], t[f]["frozen_at"]
+    fields = {f: ("value",) for f in VECTOR_FACTORS} | {f: _TRAJECTORY_FIELDS for f in TRAJECTORY_FACTORS}
+    missing = [f"{f}.{name}" for f, names in fields.items() for name in names if name not in t.get(f, {})]
+    if missing:
+        raise checkpoint.CheckpointError(
+            f"{path} is a codes file without the tensors {missing}: it was damaged or edited by hand"
         )
-        for f in TRAJECTORY_FACTORS
-    }
-    return Codes(
-        t["identity"]["value"], trajectories["pose"], trajectories["lighting"], t["background"]["value"]
-    )
+    try:
+        trajectories = {
+            f: Trajectory(t[f]["z"], t[f]["anchors"], float(spacing[f]), t[f]["psi"], t[f]["frozen_at"])
+            for f in TRAJECTORY_FACTORS
+        }
+        return Codes(
+            t["identity"]["value"], trajectories["pose"], trajectories["lighting"], t["background"]["value"]
+        )
+    except ValueError as exc:  # tensors of shapes that do not fit together
+        raise checkpoint.CheckpointError(f"{path} holds codes that do not fit together: {exc}") from exc

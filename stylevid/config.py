@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 FACTORS = ("identity", "pose", "lighting", "background")
 # Pose and lighting change over time (a trajectory in the model, a value per frame in a dataset);
@@ -20,6 +25,51 @@ def _power_of_two(name: str, value: int, low: int, high: int) -> None:
 def _positive(name: str, value) -> None:
     if not value > 0:
         raise ValueError(f"{name}={value!r} must be positive")
+
+
+def from_settings(kind: type[T], data: Any, where: str) -> T:
+    """kind(**data) for a JSON object of settings, checked first: a dict, known names, each value of its type.
+
+    `where` names the settings in messages ('generator', 'training.loss'): a value of the wrong type is a
+    ValueError naming the field, the value and the type expected, not a TypeError from inside `kind`.
+    Fields that are themselves settings (a dataclass) take an instance, built by the caller.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} is {data!r}; expected a JSON object of {where} settings")
+    hints = typing.get_type_hints(kind)
+    known = sorted(f.name for f in dataclasses.fields(kind))
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {where} settings {unknown}; known: {known}")
+    for name, value in data.items():
+        if not _fits(value, hints[name]):
+            raise ValueError(f"{where}.{name} is {value!r}; expected {_type_name(hints[name])}")
+    return kind(**data)
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether a JSON value can stand for a field of type `kind` (an int for a float; no bool for an int)."""
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        return any(_fits(value, k) for k in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        return isinstance(value, list | tuple) and len(value) == len(args) and all(map(_fits, value, args))
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(kind, type):
+        return isinstance(value, kind)
+    return True
+
+
+def _type_name(kind: Any) -> str:
+    names = {float: "a number", int: "an integer", bool: "true or false", str: "a string", type(None): "null"}
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        return f"a list of {len(typing.get_args(kind))} numbers"
+    return names.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def channels_at(resolution: int, base: int, maximum: int) -> int:
@@ -118,19 +168,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of to_dict; unknown keys are an error, naming them."""
-        parts = {}
-        for key, kind in (("generator", GeneratorConfig), ("discriminator", DiscriminatorConfig)):
-            values = dict(data.get(key, {}))
-            known = {f.name for f in dataclasses.fields(kind)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise ValueError(f"unknown {key} settings {unknown}; known: {sorted(known)}")
-            parts[key] = kind(**values)
-        unknown = sorted(set(data) - {"generator", "discriminator"})
-        if unknown:
-            raise ValueError(f"unknown model settings {unknown}; expected 'generator' and 'discriminator'")
-        return cls(**parts)
+        """Inverse of to_dict; an unknown name or a value of the wrong type is a ValueError naming it."""
+        if not isinstance(data, dict):
+            raise ValueError(f"model is {data!r}; expected a JSON object of generator and discriminator")
+        parts = {
+            key: from_settings(kind, data.get(key, {}), key)
+            for key, kind in (("generator", GeneratorConfig), ("discriminator", DiscriminatorConfig))
+        }
+        return from_settings(cls, {**data, **parts}, "model")
 
 
 def _preset(resolution: int, base: int, maximum: int, z: int, w: int, mapping: int, fuse: int) -> ModelConfig:

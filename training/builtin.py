@@ -32,7 +32,7 @@ def export_builtin(
     if snapshot.is_dir():
         snapshot = snapshot / read_latest(snapshot)["snapshot"]
     ckpt = checkpoint.load_checkpoint(snapshot)
-    training = TrainConfig.from_dict(ckpt.config["training"])
+    training = checkpoint.read_config(ckpt, "training", TrainConfig.from_dict)
     gen = load(snapshot)
     real = thumbnails(real_frames(open_dataset(data, training), 1024))
     scores, result = evaluate(gen, real, ProbeReadout())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, preset
+from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig, from_settings, preset
 from stylevid.options import UsageError
 
 
@@ -154,21 +154,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """Inverse of to_dict."""
-        data = dict(data)
-        model = ModelConfig.from_dict(data.pop("model"))
-        loss = data.pop("loss", {})
-        loss = LossWeights(**{k: v for k, v in loss.items() if k not in _REMOVED_LOSS_WEIGHTS})
-        augment = AugmentConfig(**data.pop("augment", {}))
-        # Runs from before the teachers trained with the learned head's terms alone.
-        disentangle = Disentangle(**data.pop("disentangle", {"teacher": "none"}))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training settings {unknown}")
-        if "betas" in data:
-            data["betas"] = tuple(data["betas"])
-        return cls(model=model, loss=loss, augment=augment, disentangle=disentangle, **data)
+        """Inverse of to_dict; an unknown name or a value of the wrong type is a ValueError naming it."""
+        if not isinstance(data, dict) or "model" not in data:
+            raise ValueError(f"training is {str(data)[:80]!r}; expected a JSON object of settings with model")
+        loss = data.get("loss", {})
+        if isinstance(loss, dict):
+            loss = {k: v for k, v in loss.items() if k not in _REMOVED_LOSS_WEIGHTS}
+        parts = {
+            "model": ModelConfig.from_dict(data["model"]),
+            "loss": from_settings(LossWeights, loss, "training.loss"),
+            "augment": from_settings(AugmentConfig, data.get("augment", {}), "training.augment"),
+            # Runs from before the teachers trained with the learned head's terms alone.
+            "disentangle": from_settings(
+                Disentangle, data.get("disentangle", {"teacher": "none"}), "training.disentangle"
+            ),
+        }
+        config = from_settings(cls, {**data, **parts}, "training")
+        return dataclasses.replace(config, betas=tuple(config.betas))
 
 
 def _synth64() -> TrainConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from stylevid.config import from_settings
 from stylevid.encoder.config import EncoderConfig
 
 
@@ -59,7 +60,11 @@ class EncoderTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EncoderTrainConfig:
-        data = dict(data)
-        encoder = EncoderConfig.from_dict(data.pop("encoder", {}))
-        loss = EncoderLossWeights(**data.pop("loss", {}))
-        return cls(encoder=encoder, loss=loss, **data)
+        """Inverse of to_dict; an unknown name or a value of the wrong type is a ValueError naming it."""
+        if not isinstance(data, dict):
+            raise ValueError(f"encoder training is {str(data)[:80]!r}; expected a JSON object of settings")
+        parts = {
+            "encoder": EncoderConfig.from_dict(data.get("encoder", {})),
+            "loss": from_settings(EncoderLossWeights, data.get("loss", {}), "encoder training.loss"),
+        }
+        return from_settings(cls, {**data, **parts}, "encoder training")

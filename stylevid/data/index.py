@@ -122,7 +122,7 @@ def check_factor_names(factor_names: Mapping[str, Sequence[str]] | None) -> dict
     for factor in FACTORS:
         names = factor_names[factor]
         if (
-            isinstance(names, str)
+            not isinstance(names, list | tuple)
             or not all(isinstance(n, str) for n in names)
             or len(set(names)) != len(names)
         ):
@@ -241,9 +241,9 @@ def parse_index(data: bytes, where: str) -> dict[str, Any]:
             " upgrade stylevid for newer datasets"
         )
     fps, resolution, videos = meta.get("fps"), meta.get("resolution"), meta.get("videos")
-    if not isinstance(fps, int | float) or not math.isfinite(fps) or fps <= 0:
+    if not isinstance(fps, int | float) or isinstance(fps, bool) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"{where} has fps {fps!r}; expected a positive number")
-    if not isinstance(resolution, int) or resolution < 1:
+    if not isinstance(resolution, int) or isinstance(resolution, bool) or resolution < 1:
         raise ValueError(f"{where} has resolution {resolution!r}; expected a positive int")
     if not isinstance(videos, list):
         raise ValueError(f"{where} has no list of videos")
@@ -259,7 +259,7 @@ def _listed_entry(record: Any, factor_names: dict[str, tuple[str, ...]] | None) 
     if not isinstance(record, dict) or not isinstance(record.get("name"), str):
         raise ValueError(f"malformed video record {str(record)[:80]!r} in {INDEX_FILE}")
     frames, source = record.get("frames"), record.get("source")
-    if not isinstance(frames, int) or frames < 1:
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
         raise ValueError(f"{INDEX_FILE} gives {frames!r} frames; expected a positive int")
     name = record["name"]
     return VideoEntry(

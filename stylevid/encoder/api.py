@@ -145,6 +145,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> VideoE
         raise checkpoint.CheckpointError(
             f"{path} is {what}; pass the encoder that `stylevid train-encoder` wrote (encoder-*.safetensors)"
         )
-    encoder = Encoder(EncoderConfig.from_dict(ckpt.config["encoder"]))
+    encoder = Encoder(checkpoint.read_config(ckpt, "encoder", EncoderConfig.from_dict))
     checkpoint.load_module_state(encoder, ckpt.tensors[MODULE], MODULE)
     return VideoEncoder(encoder.to(device), ckpt.metadata)

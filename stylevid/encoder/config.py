@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from stylevid.config import channels_at
+from stylevid.config import channels_at, from_settings
 
 
 @dataclass
@@ -36,8 +36,5 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EncoderConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown encoder settings {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        """Inverse of to_dict; an unknown name or a value of the wrong type is a ValueError naming it."""
+        return from_settings(cls, data, "encoder")
