@@ -110,23 +110,32 @@ def _edit(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from stylevid.training.run import run_training  # noqa: PLC0415
+    from stylevid.training.stop import Stopped  # noqa: PLC0415
 
-    run_training(
-        args.data,
-        args.out,
-        args.preset,
-        args.resume,
-        args.gpus,
-        args.workers,
-        args.device,
-        args.run_dir,
-        allow_new_data=args.allow_new_data,
-        lr_g=args.lr_g,
-        lr_d=args.lr_d,
-        r1_gamma=args.r1_gamma,
-        batch=args.batch,
-        kimg=args.kimg,
-    )
+    try:
+        run_training(
+            args.data,
+            args.out,
+            args.preset,
+            args.resume,
+            args.gpus,
+            args.workers,
+            args.device,
+            args.run_dir,
+            allow_new_data=args.allow_new_data,
+            minutes=args.minutes,
+            snapshot_minutes=args.snapshot_minutes,
+            lr_g=args.lr_g,
+            lr_d=args.lr_d,
+            r1_gamma=args.r1_gamma,
+            batch=args.batch,
+            kimg=args.kimg,
+        )
+    except Stopped as stop:
+        # Not a crash: the run is saved. 128 + the signal's number, as a shell reports it (130: SIGINT).
+        if str(stop):
+            print(stop, file=sys.stderr)
+        return stop.status
     return 0
 
 
@@ -253,6 +262,18 @@ def parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--device", type=options.device, default=None, help="cuda or cpu (default: cuda when available)"
+    )
+    train.add_argument(
+        "--minutes",
+        type=options.float_in(0, 1e6, open_low=True),
+        default=None,
+        help="stop after this much wall time, with a snapshot (resume to go on)",
+    )
+    train.add_argument(
+        "--snapshot-minutes",
+        type=options.float_in(0, 1e6, open_low=True),
+        default=None,
+        help="also save a snapshot this often (default 5 on the CPU, 20 on a GPU)",
     )
     train.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)  # set by the torchrun relaunch
     train.set_defaults(run=_train)

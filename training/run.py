@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +15,16 @@ from stylevid.options import UsageError
 from stylevid.training import distributed
 from stylevid.training.config import TrainConfig, train_preset
 from stylevid.training.run_folder import read_latest, tidy_run_folder
+from stylevid.training.stop import Stopped, StopSignals, signal_name
 from stylevid.training.trainer import Trainer
 
 DEFAULT_PRESET = "synth64"
+# Minutes between snapshots by time when none are given. On a CPU a tick of synth64 takes minutes and
+# its snapshot a second, so a stop or a crash costs at most a few minutes. On a GPU the tick-based
+# snapshots come every few minutes already (ffs256: 10 ticks of 4 kimg, about 9 minutes on an
+# A100); the time-based ones bound the loss where steps are slower (a smaller GPU, several
+# processes waiting on each other) without writing hundreds of megabytes every few minutes.
+SNAPSHOT_MINUTES = {"cpu": 5.0, "cuda": 20.0}
 
 
 def next_run_dir(out: str | Path, name: str) -> Path:
@@ -51,9 +60,17 @@ def run_training(
     run_dir: str | Path | None = None,
     progress: bool = True,
     allow_new_data: bool = False,
+    minutes: float | None = None,
+    snapshot_minutes: float | None = None,
     **settings,
 ) -> Path:
     """Train (or resume) and return the run folder; gpus > 1 outside torchrun relaunches under torchrun.
+
+    The run folder holds a first snapshot (step 0) before training starts, so a run stopped at any
+    moment resumes. It trains to its kimg, or for `minutes` of wall time; it saves a snapshot every
+    `snapshot_minutes` (default SNAPSHOT_MINUTES of the device) besides the preset's ticks. SIGINT or
+    SIGTERM finish the step, save a snapshot and raise Stopped (a KeyboardInterrupt) that says how to
+    resume; a second SIGINT stops at once, keeping the last complete snapshot.
 
     `settings` (lr_g, lr_d, r1_gamma, batch, kimg; None keeps) override the preset of a new run, or
     the saved configuration of a resumed one from its snapshot on (e.g. a lower learning rate after
@@ -61,8 +78,37 @@ def run_training(
     `data` is None, and refuses other data unless `allow_new_data`, and a preset other than the run's.
     """
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, settings)
+        timing = {"minutes": minutes, "snapshot_minutes": snapshot_minutes}
+        return _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, settings | timing)
     process = distributed.setup(device)
+    # From here a signal only asks to stop: setup goes on, one step runs and its snapshot is saved.
+    with StopSignals() as signals:
+        trainer = _prepare(data, out, preset, resume, workers, run_dir, allow_new_data, process, settings)
+        if trainer is None:
+            return Path(resume)
+        if snapshot_minutes is None:
+            snapshot_minutes = SNAPSHOT_MINUTES.get(process.device.type, SNAPSHOT_MINUTES["cuda"])
+        seconds = None if minutes is None else minutes * 60
+        try:
+            trainer.train(progress, seconds, snapshot_minutes * 60, signals)
+        except KeyboardInterrupt as exc:
+            if signals.signum is None:
+                raise
+            raise Stopped(_stopped(trainer, signals.signum, at_once=True), signals.signum, True) from exc
+    if signals.signum is not None:
+        raise Stopped(_stopped(trainer, signals.signum), signals.signum)
+    if trainer.stopped and process.is_main:
+        print(
+            f"stylevid train: {minutes:g} minutes are up at {trainer.nimg / 1000:g} of"
+            f" {trainer.cfg.kimg:g} kimg; continue with: {resume_command(trainer.run_dir, process.world)}"
+        )
+    return trainer.run_dir
+
+
+def _prepare(
+    data, out, preset, resume, workers, run_dir, allow_new_data, process, settings
+) -> Trainer | None:
+    """The run's Trainer, its folder holding a snapshot to resume from; None for a finished run."""
     if resume is not None:
         run_dir = Path(resume)
         if process.is_main:
@@ -80,7 +126,7 @@ def run_training(
                     f" kimg. --kimg sets the new total length (not an addition): pass e.g. --kimg"
                     f" {2 * total:g} to train on to {2 * total:g} kimg"
                 )
-            return run_dir
+            return None
         dataset = open_dataset(data if data is not None else _recorded_data(latest, run_dir), config)
         trainer = Trainer.resume(run_dir, dataset, process, workers, allow_new_data, **settings)
     else:
@@ -93,12 +139,35 @@ def run_training(
         if process.is_main:
             tidy_run_folder(run_dir)
         trainer = Trainer(config, dataset, run_dir, process, workers, preset)
+        trainer.snapshot()  # step 0: from now on the folder resumes
     if process.is_main:
         print(
             f"stylevid train: run folder {trainer.run_dir}, {process.world} process(es) on {process.device}"
         )
-    trainer.train(progress=progress)
-    return trainer.run_dir
+    return trainer
+
+
+def resume_command(run_dir: Path, world: int = 1) -> str:
+    """The command line that continues a run."""
+    gpus = f" --gpus {world}" if world > 1 else ""
+    return f"stylevid train --resume {shlex.quote(str(run_dir))}{gpus}"
+
+
+def _stopped(trainer: Trainer, signum: int, at_once: bool = False) -> str:
+    """What rank 0 says when a signal stopped the run (the other processes say nothing)."""
+    if not trainer.process.is_main:
+        return ""
+    run_dir, name = trainer.run_dir, signal_name(signum)
+    if at_once:
+        latest = read_latest(run_dir)
+        saved = (
+            f"stopped at once by a second {name}; {run_dir} keeps its last complete snapshot,"
+            f" {latest['snapshot']} ({latest['kimg']:g} kimg)"
+        )
+    else:
+        saved = f"stopped by {name} at {trainer.nimg / 1000:g} kimg, snapshot saved in {run_dir}"
+    command = resume_command(run_dir, trainer.process.world)
+    return f"stylevid train: {saved}; resume with: {command} (exit status {128 + signum})"
 
 
 def _check_preset(preset: str | None, recorded: str | None, config: TrainConfig, run_dir: Path) -> None:
@@ -137,5 +206,25 @@ def _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, 
     for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]
-    subprocess.run(command, check=True)
+    # The terminal's Ctrl-C reaches every process of the group: torchrun's processes stop on their
+    # own, and this one waits for them instead of killing them. A SIGTERM sent to this one alone is
+    # passed on.
+    child = subprocess.Popen(command)
+    received = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        if signum == signal.SIGTERM:
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if received:
+        raise Stopped("", received[0])  # rank 0 has said how to resume
+    if code:
+        raise subprocess.CalledProcessError(code, command)
     return run_dir

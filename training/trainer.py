@@ -29,7 +29,11 @@ from stylevid.training.distributed import ProcessGroup
 from stylevid.training.loader import EpochItems, StepBatches
 from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_tensors
 from stylevid.training.run_folder import LATEST, STATS, keep_ticks_up_to, read_latest
+from stylevid.training.stop import ignore_in_worker
 from stylevid.training.teachers import load_teacher, teacher_spread
+
+# With several processes, how often (in steps) they agree on whether to stop or save (Trainer._decide).
+DECIDE_STEPS = 8
 
 
 class NonFiniteLoss(RuntimeError):
@@ -127,7 +131,9 @@ class Trainer:
         self._batches: Iterator | None = None
         self._real: tuple | None = None
         self._tick_started = (time.monotonic(), 0)
+        self._snapshot_time = time.monotonic()
         self._purge_step: int | None = None
+        self.stopped = False  # whether the last train() stopped on its `stop` or time limit
 
     def _networks(self) -> dict[str, nn.Module]:
         """The networks a snapshot holds (the frozen teacher is the package's, not the run's)."""
@@ -173,6 +179,7 @@ class Trainer:
             EpochItems(self.dataset),
             batch_sampler=StepBatches(len(self.dataset), self.cfg.batch, rows, self.cfg.seed, start),
             num_workers=self.workers,
+            worker_init_fn=ignore_in_worker,
             pin_memory=self.process.device.type == "cuda",
         )
         for batch in loader:
@@ -394,18 +401,6 @@ class Trainer:
         self.step_index += 1
         self.nimg += self.cfg.batch
 
-    def _out_of_time(self, deadline: float | None) -> bool:
-        # Every process must stop at the same step, so rank 0's clock decides for all; one process
-        # asks its own clock and nothing else (no device read).
-        if deadline is None:
-            return False
-        if self.process.world == 1:
-            return time.monotonic() > deadline
-        late = torch.tensor(
-            [float(self.process.is_main and time.monotonic() > deadline)], device=self.process.device
-        )
-        return bool(self.process.sum_(late)[0] > 0)
-
     @property
     def _amp(self) -> bool:
         return self.cfg.mixed_precision and self.process.device.type == "cuda"
@@ -481,6 +476,7 @@ class Trainer:
         Weights that are not finite are not written: latest.json keeps naming the last good snapshot.
         """
         self._check_finite()
+        self._snapshot_time = time.monotonic()
         if not self.process.is_main:
             return None
         if self._nonfinite_weights():
@@ -590,9 +586,18 @@ class Trainer:
             trainer._log({**event, "resumed": {"snapshot": latest["snapshot"], "changed": changed}})
         return trainer
 
-    def train(self, progress: bool = True, seconds: float | None = None) -> Path | None:
-        """Run until cfg.kimg (or `seconds` of wall time); tick every tick_kimg, snapshot every
-        snapshot_ticks ticks and at the end."""
+    def train(
+        self,
+        progress: bool = True,
+        seconds: float | None = None,
+        snapshot_seconds: float | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Path | None:
+        """Run until cfg.kimg, `seconds` of wall time, or `stop()` says so (a signal: see stop.py).
+
+        Ticks every tick_kimg; snapshots at the first tick, every snapshot_ticks ticks, every
+        `snapshot_seconds` since the last one, and at the end. Returns the last snapshot written.
+        """
         from tqdm import tqdm  # noqa: PLC0415
 
         deadline = None if seconds is None else time.monotonic() + seconds
@@ -606,20 +611,47 @@ class Trainer:
             bar = tqdm(total=int(seconds), unit="s", disable=not show)
         started = time.monotonic()
         last = None
-        done = self.nimg >= total
-        while not done:
+        self.stopped = False
+        while self.nimg < total:
             self.step()
             bar.update(
                 self.cfg.batch if deadline is None else int(min(time.monotonic() - started, seconds)) - bar.n
             )
-            done = self.nimg >= total or self._out_of_time(deadline)
-            if self.nimg >= (self.tick_index + 1) * tick_nimg or done:
+            self.stopped, due = self._decide(deadline, snapshot_seconds, stop)
+            done = self.nimg >= total or self.stopped
+            # On the tick_kimg grid, also after a resume from a snapshot that stopped between ticks.
+            if self.nimg // tick_nimg > (self.nimg - self.cfg.batch) // tick_nimg or done:
                 record = self.tick()
                 bar.set_postfix(kimg=f"{record['kimg']:.1f}", sec_per_kimg=f"{record['sec_per_kimg']:.1f}")
-                if self.tick_index % self.cfg.snapshot_ticks == 0 or done:
-                    last = self.snapshot() or last
+                due = due or self.tick_index == 1 or self.tick_index % self.cfg.snapshot_ticks == 0
+            if due or done:
+                last = self.snapshot() or last
+            if self.stopped:
+                break
         bar.close()
         return last
+
+    def _decide(
+        self, deadline: float | None, snapshot_seconds: float | None, stop: Callable[[], bool] | None
+    ) -> tuple[bool, bool]:
+        """After a step: (stop now, snapshot now), the same in every process.
+
+        One process asks its own clock and flag, nothing on the device. Several must stop and save
+        at the same step: any process's signal, and rank 0's clock, are summed over processes every
+        DECIDE_STEPS steps (a host read of a device value, so not every step).
+        """
+        now = time.monotonic()
+        asked = stop is not None and stop()
+        late = deadline is not None and now > deadline
+        due = snapshot_seconds is not None and now - self._snapshot_time > snapshot_seconds
+        if self.process.world == 1:
+            return asked or late, due
+        if self.step_index % DECIDE_STEPS:
+            return False, False
+        main = float(self.process.is_main)
+        flags = torch.tensor([float(asked), main * late, main * due], device=self.process.device)
+        asked, late, due = (self.process.sum_(flags) > 0).tolist()
+        return asked or late, due
 
 
 def _spread_frames(dataset, clips: int = 64) -> torch.Tensor:
