@@ -14,12 +14,54 @@ STATS = "stats.jsonl"
 
 def read_latest(run_dir: str | Path) -> dict:
     """The run's latest.json: its last complete snapshot, the progress there, its preset and data."""
+    path = Path(run_dir) / LATEST
     try:
-        return json.loads((Path(run_dir) / LATEST).read_text())
+        latest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise FileNotFoundError(
             f"{run_dir} has no readable {LATEST}: is it a stylevid run folder? ({exc})"
         ) from exc
+    _check_fields(path, latest, _LATEST_FIELDS, _LATEST_OPTIONAL)
+    for key in ("snapshot", "state"):
+        if Path(latest[key]).name != latest[key]:
+            raise ValueError(f"{path}: {key!r} must name a file in the run folder, not {latest[key]!r}")
+    if latest.get("dataset") is not None:
+        _check_fields(path, latest["dataset"], {"path": (str,)}, prefix="dataset.")
+    return latest
+
+
+# What latest.json must hold (older runs lack the optional ones): field -> accepted types.
+_LATEST_FIELDS = {"snapshot": (str,), "state": (str,), "step": (int,), "kimg": (int, float)}
+_LATEST_OPTIONAL = {
+    "tick": (int,),
+    "nimg": (int,),
+    "preset": (str, type(None)),
+    "dataset": (dict, type(None)),
+}
+
+
+def _check_fields(
+    path: Path, record, fields: dict, optional: dict | None = None, prefix: str = "", line: int | None = None
+) -> None:
+    """Refuse a JSON record of the wrong shape, naming the file, the field and what was expected."""
+    where = f"{path}" if line is None else f"{path}, line {line}"
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object, found {type(record).__name__}; {_ADVICE}")
+    for name, types in {**fields, **(optional or {})}.items():
+        if name not in record:
+            if name in fields:
+                raise ValueError(f"{where}: the field {prefix}{name!r} is missing; {_ADVICE}")
+            continue
+        value = record[name]
+        # JSON's true/false are Python ints; no field here is a boolean.
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ValueError(
+                f"{where}: the field {prefix}{name!r} is {value!r}, expected {expected}; {_ADVICE}"
+            )
+
+
+_ADVICE = "the file was not written by stylevid or was edited: restore it, or start a new run"
 
 
 # The run's own files: only their staged writes (stylevid.atomic.temp_path) are ever removed.
@@ -59,10 +101,25 @@ def tidy_run_folder(run_dir: str | Path) -> list[Path]:
 
 
 def keep_ticks_up_to(path: Path, tick: int) -> None:
-    """Drop the records of stats.jsonl past `tick` (logged by a run that crashed after its snapshot)."""
+    """Drop the records of stats.jsonl past `tick` (logged by a run that crashed after its snapshot).
+
+    A last line cut short (the process killed while appending it) is dropped too.
+    """
     if not path.exists():
         return
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line).get("tick", 0) <= tick]
-    if len(kept) != len(lines):
+    kept = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines) and not line.endswith("\n"):
+                continue
+            raise ValueError(f"{path}, line {number}: not JSON ({exc}); {_ADVICE}") from exc
+        _check_fields(path, record, {}, {"tick": (int,)}, line=number)
+        if record.get("tick", 0) <= tick:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
         write_atomically(path, "".join(kept).encode())
