@@ -95,9 +95,10 @@ def run_training(
             if signals.signum is None:
                 raise
             raise Stopped(_stopped(trainer, signals.signum, at_once=True), signals.signum, True) from exc
-    if signals.signum is not None:
+    finished = trainer.nimg >= int(trainer.cfg.kimg * 1000)
+    if signals.signum is not None and not finished:  # a signal in the last step changes nothing
         raise Stopped(_stopped(trainer, signals.signum), signals.signum)
-    if trainer.stopped and process.is_main:
+    if not finished and process.is_main:
         print(
             f"stylevid train: {minutes:g} minutes are up at {trainer.nimg / 1000:g} of"
             f" {trainer.cfg.kimg:g} kimg; continue with: {resume_command(trainer.run_dir, process.world)}"

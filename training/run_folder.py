@@ -50,14 +50,14 @@ def _check_fields(
     for name, types in {**fields, **(optional or {})}.items():
         if name not in record:
             if name in fields:
-                raise ValueError(f"{where}: the field {prefix}{name!r} is missing; {_ADVICE}")
+                raise ValueError(f"{where}: the field '{prefix}{name}' is missing; {_ADVICE}")
             continue
         value = record[name]
         # JSON's true/false are Python ints; no field here is a boolean.
         if isinstance(value, bool) or not isinstance(value, types):
             expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ValueError(
-                f"{where}: the field {prefix}{name!r} is {value!r}, expected {expected}; {_ADVICE}"
+                f"{where}: the field '{prefix}{name}' is {value!r}, expected {expected}; {_ADVICE}"
             )
 
 

@@ -60,14 +60,14 @@ class StopSignals:
 
 
 def ignore_in_worker(worker_id: int) -> None:
-    """A data loader worker's start: the training process alone decides when to stop.
+    """A data loader worker's start: Ctrl-C is for the training process to act on, not the worker.
 
-    A terminal's Ctrl-C (and a scheduler's SIGTERM) reaches every process of the group; a worker that
-    died of it would fail the step that must finish before the snapshot. Workers still end when the
-    loader shuts them down or their parent dies.
+    A terminal's Ctrl-C reaches every process of the group; a worker that died of it would fail the
+    step that must finish before the snapshot. SIGTERM keeps its default: the loader and Python's exit
+    end their workers with it (so a SIGTERM meant for training goes to the training process alone, as
+    torchrun, docker and Kubernetes send it).
     """
-    for s in SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def signal_name(signum: int) -> str:
