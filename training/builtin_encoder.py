@@ -66,7 +66,7 @@ def export_builtin_encoder(
     """Judge an encoder of built-in model `name` and write it into the package as that model's encoder."""
     snapshot = Path(snapshot)
     if snapshot.is_dir():
-        snapshot = snapshot / read_latest(snapshot)["snapshot"]
+        snapshot = snapshot / read_latest(snapshot, progress="")["snapshot"]
     generator = load(f"{builtin.PREFIX}{name}")
     encoder = load_encoder(snapshot)
     encoder.check_generator(generator)

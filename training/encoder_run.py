@@ -47,7 +47,7 @@ def run_encoder_training(
         tidy_run_folder(run_dir)
         recorded = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
         data = data if data is not None else recorded.get("data")
-        latest = read_latest(run_dir)
+        latest = read_latest(run_dir, progress="")
         saved = EncoderTrainConfig.from_dict(
             read_header(run_dir / latest["snapshot"])["metadata"]["training"]
         )

@@ -220,7 +220,7 @@ class EncoderTrainer:
     def resume(cls, run_dir, generator, dataset=None, device="cpu", network="", steps: int | None = None):
         """Continue the run in run_dir exactly where its latest snapshot stopped (steps: a new length)."""
         run_dir = Path(run_dir)
-        latest = read_latest(run_dir)
+        latest = read_latest(run_dir, progress="")
         weights = checkpoint.load_checkpoint(run_dir / latest["snapshot"])
         state = checkpoint.load_checkpoint(run_dir / latest["state"])
         cfg = EncoderTrainConfig.from_dict(weights.metadata["training"])

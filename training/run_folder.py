@@ -12,8 +12,12 @@ LATEST = "latest.json"
 STATS = "stats.jsonl"
 
 
-def read_latest(run_dir: str | Path) -> dict:
-    """The run's latest.json: its last complete snapshot, the progress there, its preset and data."""
+def read_latest(run_dir: str | Path, progress: str = "kimg") -> dict:
+    """The run's latest.json: its last complete snapshot, the progress there, its preset and data.
+
+    progress: the field that counts the run's progress besides its step: 'kimg' for a generator's
+    run, '' for an encoder's (its progress is its step).
+    """
     path = Path(run_dir) / LATEST
     try:
         latest = json.loads(path.read_text())
@@ -21,7 +25,8 @@ def read_latest(run_dir: str | Path) -> dict:
         raise FileNotFoundError(
             f"{run_dir} has no readable {LATEST}: is it a stylevid run folder? ({exc})"
         ) from exc
-    _check_fields(path, latest, _LATEST_FIELDS, _LATEST_OPTIONAL)
+    fields = {**_LATEST_FIELDS, **({progress: (int, float)} if progress else {})}
+    _check_fields(path, latest, fields, _LATEST_OPTIONAL)
     for key in ("snapshot", "state"):
         if Path(latest[key]).name != latest[key]:
             raise ValueError(f"{path}: {key!r} must name a file in the run folder, not {latest[key]!r}")
@@ -31,7 +36,7 @@ def read_latest(run_dir: str | Path) -> dict:
 
 
 # What latest.json must hold (older runs lack the optional ones): field -> accepted types.
-_LATEST_FIELDS = {"snapshot": (str,), "state": (str,), "step": (int,), "kimg": (int, float)}
+_LATEST_FIELDS = {"snapshot": (str,), "state": (str,), "step": (int,)}
 _LATEST_OPTIONAL = {
     "tick": (int,),
     "nimg": (int,),
