@@ -297,7 +297,7 @@ def parser() -> argparse.ArgumentParser:
     inversion_cli.register_cli(jobs)
 
     demo = jobs.add_parser(
-        "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
+        "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 12 minutes)"
     )
     demo.add_argument("--out", default="demo")
     demo.add_argument("--videos", type=options.positive_int, default=192)
