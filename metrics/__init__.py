@@ -1,1 +1,1 @@
-"""Metrics: FVD, identity, disentanglement and inversion scores (see the metrics issue)."""
+"""Metrics: FVD, identity, disentanglement and inversion scores (docs/metrics.md)."""

@@ -1,1 +1,1 @@
-"""Training: the trainer, losses, augmentation and distributed helpers (see the training issue)."""
+"""Training: the trainer, losses, augmentation and distributed helpers (docs/training.md)."""
