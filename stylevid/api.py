@@ -17,7 +17,6 @@ from stylevid.networks.generator import batch_times
 
 GENERATOR_KEYS = ("G_ema", "G")  # the EMA weights are the ones to render with
 DEFAULT_CHUNK = 16
-STATE_SUFFIX = "-state.safetensors"  # beside each training snapshot NAME.safetensors
 
 
 class VideoGenerator:
@@ -151,23 +150,13 @@ def _check_coverage(codes: Codes, t: torch.Tensor) -> None:
             )
 
 
-def _refuse_training_state(path: Path) -> None:
-    """Refuse a run's NAME-state.safetensors (optimizer moments, progress) by name, naming its snapshot."""
-    if path.name.endswith(STATE_SUFFIX):
-        snapshot = path.with_name(path.name.removesuffix(STATE_SUFFIX) + ".safetensors")
-        raise checkpoint.CheckpointError(
-            f"{path} is a training state file (optimizer moments and progress, read by stylevid train"
-            f" --resume), not a model: pass its snapshot {snapshot}"
-        )
-
-
 def load(path: str | Path, device: str | torch.device = "cpu") -> VideoGenerator:
     """A VideoGenerator from a stylevid checkpoint (.safetensors) or a built-in ('builtin:synth64').
 
     Loads the checkpoint's 'G_ema', else 'G' with a warning.
     """
     path = builtin.resolve(path)
-    _refuse_training_state(Path(path))
+    checkpoint.refuse_training_state(Path(path), "stylevid train")
     ckpt = checkpoint.load_checkpoint(path)
     model_config = checkpoint.read_config(ckpt, "model", ModelConfig.from_dict)
     name = next((key for key in GENERATOR_KEYS if key in ckpt.tensors), None)

@@ -44,6 +44,19 @@ class CheckpointError(ValueError):
     """A file is not a checkpoint this stylevid can read, or tensors do not fit a module."""
 
 
+STATE_SUFFIX = "-state.safetensors"  # beside each training snapshot NAME.safetensors
+
+
+def refuse_training_state(path: Path, command: str) -> None:
+    """Refuse a run's NAME-state.safetensors (optimizer moments, progress) by name, naming its snapshot."""
+    if path.name.endswith(STATE_SUFFIX):
+        snapshot = path.with_name(path.name.removesuffix(STATE_SUFFIX) + ".safetensors")
+        raise CheckpointError(
+            f"{path} is a training state file (optimizer moments and progress, read by {command}"
+            f" --resume), not a model: pass its snapshot {snapshot}"
+        )
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A loaded checkpoint; ``tensors[module][state_dict key]`` holds the weights."""

@@ -139,6 +139,7 @@ def save_encoder(path: str | Path, encoder: Encoder, metadata: dict | None = Non
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> VideoEncoder:
     """A VideoEncoder from an encoder checkpoint (train-encoder's) or a built-in ('builtin:synth64')."""
     path = builtin.resolve_encoder(path)
+    checkpoint.refuse_training_state(Path(path), "stylevid train-encoder")
     ckpt = checkpoint.load_checkpoint(path)
     if "encoder" not in ckpt.config or MODULE not in ckpt.tensors:
         what = "a generator checkpoint" if "model" in ckpt.config else "not an encoder checkpoint"
