@@ -356,6 +356,7 @@ def _train_probes(args: argparse.Namespace) -> int:
         args.seed,
         args.workers,
         widths=args.widths,
+        progress=options.progress(args),
     )
     print(f"wrote {args.out} (sha256 {file_sha256(args.out)})")
     for factor, r2 in scores["factors"].items():

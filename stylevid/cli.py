@@ -13,7 +13,6 @@ from stylevid import options, threads
 from stylevid.options import UsageError
 
 MAX_GRID = 64  # videos in one --grid video; more would not fit a screen or memory
-PROGRESS_JOBS = ("generate", "edit", "invert", "animate", "metrics")  # their progress bars obey --quiet
 
 
 def _ops_status(args: argparse.Namespace) -> int:
@@ -122,6 +121,8 @@ def _train(args: argparse.Namespace) -> int:
             args.workers,
             args.device,
             args.run_dir,
+            progress=options.progress(args),
+            plan=args.plan,
             allow_new_data=args.allow_new_data,
             minutes=args.minutes,
             snapshot_minutes=args.snapshot_minutes,
@@ -142,7 +143,15 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stylevid.training.demo import run_demo  # noqa: PLC0415
 
-    run_demo(args.out, videos=args.videos, frames=args.frames, minutes=args.minutes, workers=args.workers)
+    run_demo(
+        args.out,
+        videos=args.videos,
+        frames=args.frames,
+        minutes=args.minutes,
+        workers=threads.loader_workers(args.plan) if args.workers is None else args.workers,
+        render_workers=args.plan.free if args.workers is None else max(1, args.workers),
+        progress=options.progress(args),
+    )
     return 0
 
 
@@ -257,8 +266,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--workers",
         type=options.non_negative_int,
-        default=2,
-        help="data loading processes per training process",
+        default=None,
+        help="data loading processes per training process (default: one per core the training"
+        f" threads leave free, at most {threads.MAX_LOADER_WORKERS})",
     )
     train.add_argument(
         "--device", type=options.device, default=None, help="cuda or cpu (default: cuda when available)"
@@ -305,14 +315,18 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--minutes", type=options.float_in(0, 1e4, open_low=True), default=11.0, help="training time budget"
     )
-    demo.add_argument("--workers", type=options.positive_int, default=2)
+    demo.add_argument(
+        "--workers",
+        type=options.non_negative_int,
+        default=None,
+        help="processes rendering the dataset and loading clips (default: as stylevid train's)",
+    )
     demo.set_defaults(run=_demo)
 
     for name, command in jobs.choices.items():
         if name != "ops":
             options.add_threads(command)
-    for name in PROGRESS_JOBS:
-        options.add_quiet(jobs.choices[name])
+            options.add_quiet(command)
     return top
 
 
@@ -321,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.job == "ops":
         return args.run(args)
-    with threads.applied(threads.plan(args.threads)):
+    args.plan = threads.plan(args.threads)  # the commands that start loader workers size them by it
+    with threads.applied(args.plan):
         return args.run(args)
 
 

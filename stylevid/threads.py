@@ -5,6 +5,11 @@ its slowest thread, and a thread that shares its core with another busy process 
 in scheduler slices: training on 2 cores beside one busy process ran 25x slower on 2 threads than on
 1 (benchmarks/threads.py measures it). So a command counts the cores it may use (affinity, cgroup
 quota), looks at how busy they are for a moment, and computes on the free ones.
+
+Loader workers (processes that read and decode clips beside the training step) take the free cores
+that computing leaves: one per spare core, at most MAX_LOADER_WORKERS. On a 2-core machine synth64
+trained fastest with none (benchmarks/threads.py --tasks train-data): a worker there only takes
+time slices from the compute threads, and reading a 64² clip costs little next to the step.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 SAMPLE_SECONDS = 0.1  # how long the cores' busy time is watched: 10 clock ticks per CPU
 CGROUP = Path("/sys/fs/cgroup")
 PROC_STAT = Path("/proc/stat")
+MAX_LOADER_WORKERS = 2  # what one process's loading needs at most: more only start slower and use memory
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Plan:
     threads: int
     reason: str
     export: bool = False  # also the processes this one starts (torchrun's ranks): --threads was given
+    free: int = 1  # cores this process may keep busy (its share among torchrun's ranks)
 
 
 def cgroup_cores(root: Path = CGROUP) -> float | None:
@@ -93,17 +100,31 @@ def plan(requested: int | None, env: dict[str, str] | None = None, busy: float |
     when None.
     """
     env = os.environ if env is None else env
-    if requested is not None:
-        return Plan(requested, f"--threads {requested}", export=True)
-    if env.get("OMP_NUM_THREADS", "").strip().isdigit() and int(env["OMP_NUM_THREADS"]) > 0:
-        return Plan(int(env["OMP_NUM_THREADS"]), f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}")
     cpus = allowed_cpus()
     cores = usable_cores(cpus, cgroup_cores())
-    busy = busy_cores(cpus) if busy is None else busy
     ranks = max(1, int(env.get("LOCAL_WORLD_SIZE", "1")))
-    free = max(1, min(cores, round(cores - busy)))
-    threads = max(1, free // ranks)
-    return Plan(threads, f"{cores} usable core(s), {busy:.1f} busy with other work, {ranks} process(es)")
+    if requested is not None:  # the user's choice: no look at the busy cores
+        return Plan(requested, f"--threads {requested}", export=True, free=max(1, cores // ranks))
+    if env.get("OMP_NUM_THREADS", "").strip().isdigit() and int(env["OMP_NUM_THREADS"]) > 0:
+        omp = env["OMP_NUM_THREADS"]
+        return Plan(int(omp), f"OMP_NUM_THREADS={omp}", free=max(1, cores // ranks))
+    busy = busy_cores(cpus) if busy is None else busy
+    free = max(1, min(cores, round(cores - busy))) // ranks
+    return Plan(
+        max(1, free),
+        f"{cores} usable core(s), {busy:.1f} busy with other work, {ranks} process(es)",
+        free=max(1, free),
+    )
+
+
+def loader_workers(chosen: Plan, device: str | torch.device = "cpu") -> int:
+    """Loader processes beside the step: one per free core it leaves, at most MAX_LOADER_WORKERS (0: none).
+
+    On the CPU the step computes on `chosen.threads` of the free cores; on a GPU it keeps one core busy
+    feeding the device.
+    """
+    computing = chosen.threads if torch.device(device).type == "cpu" else 1
+    return max(0, min(MAX_LOADER_WORKERS, chosen.free - computing))
 
 
 def apply(chosen: Plan) -> None:

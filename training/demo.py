@@ -113,16 +113,27 @@ def run_demo(
     videos: int = 192,
     frames: int = 32,
     minutes: float = 11.0,
-    workers: int = 2,
+    workers: int = 0,
     config: TrainConfig | None = None,
+    render_workers: int = 2,
+    progress: bool = True,
 ) -> dict:
-    """Synthetic data (if missing), synth64 (or `config`) trained `minutes`, report in out/report; metrics."""
+    """Synthetic data (if missing), synth64 (or `config`) trained `minutes`, report in out/report; metrics.
+
+    workers: loader processes beside training; render_workers: processes rendering the dataset.
+    """
     from stylevid.data.synthetic import synthesize  # noqa: PLC0415
 
     out = Path(out)
     started = time.monotonic()
     data = synthesize(
-        out / "synthetic-64.zip", videos=videos, frames=frames, resolution=64, seed=0, workers=workers
+        out / "synthetic-64.zip",
+        videos=videos,
+        frames=frames,
+        resolution=64,
+        seed=0,
+        workers=render_workers,
+        progress=progress,
     )
     print(f"dataset ready in {time.monotonic() - started:.0f} s: {data}")
     config = copy.deepcopy(config) if config is not None else train_preset("synth64")
@@ -134,7 +145,7 @@ def run_demo(
     readout = ProbeReadout()
     real = thumbnails(real_frames(dataset, 1024))
     untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout)
-    trainer.train(seconds=minutes * 60)
+    trainer.train(progress=progress, seconds=minutes * 60)
     gen = VideoGenerator(trainer.G_ema, config.model)
     trained, leakage = evaluate(gen, real, readout)
     baseline = thumbnail_fd(real[::2], real[1::2])

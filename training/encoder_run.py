@@ -88,6 +88,7 @@ def _train_encoder(args: argparse.Namespace) -> int:
         args.device,
         config=cfg,
         seconds=seconds,
+        progress=options.progress(args),
     )
     return 0
 

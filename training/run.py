@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stylevid import checkpoint
+from stylevid import checkpoint, threads
 from stylevid.options import UsageError
 from stylevid.training import distributed
 from stylevid.training.config import TrainConfig, train_preset
@@ -25,6 +25,7 @@ DEFAULT_PRESET = "synth64"
 # A100); the time-based ones bound the loss where steps are slower (a smaller GPU, several
 # processes waiting on each other) without writing hundreds of megabytes every few minutes.
 SNAPSHOT_MINUTES = {"cpu": 5.0, "cuda": 20.0}
+ENTRY = ("-m", "stylevid")  # what torchrun starts in each process: the stylevid command (tests: a driver)
 
 
 def next_run_dir(out: str | Path, name: str) -> Path:
@@ -55,13 +56,14 @@ def run_training(
     preset: str | None = None,
     resume: str | Path | None = None,
     gpus: int = 1,
-    workers: int = 2,
+    workers: int | None = None,
     device: str | None = None,
     run_dir: str | Path | None = None,
     progress: bool = True,
     allow_new_data: bool = False,
     minutes: float | None = None,
     snapshot_minutes: float | None = None,
+    plan: threads.Plan | None = None,
     **settings,
 ) -> Path:
     """Train (or resume) and return the run folder; gpus > 1 outside torchrun relaunches under torchrun.
@@ -72,6 +74,9 @@ def run_training(
     SIGTERM finish the step, save a snapshot and raise Stopped (a KeyboardInterrupt) that says how to
     resume; a second SIGINT stops at once, keeping the last complete snapshot.
 
+    `workers` None: each process starts the loader workers threads.loader_workers gives for `plan`
+    (its thread plan; measured here when None).
+
     `settings` (lr_g, lr_d, r1_gamma, batch, kimg; None keeps) override the preset of a new run, or
     the saved configuration of a resumed one from its snapshot on (e.g. a lower learning rate after
     a NaN); a resumed run logs what changed in stats.jsonl. A resume takes its data from the run when
@@ -79,8 +84,12 @@ def run_training(
     """
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         timing = {"minutes": minutes, "snapshot_minutes": snapshot_minutes}
-        return _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, settings | timing)
+        return _relaunch(
+            gpus, data, out, preset, resume, workers, device, allow_new_data, progress, settings | timing
+        )
     process = distributed.setup(device)
+    if workers is None:
+        workers = threads.loader_workers(plan or threads.plan(None), process.device)
     # From here a signal only asks to stop: setup goes on, one step runs and its snapshot is saved.
     with StopSignals() as signals:
         trainer = _prepare(data, out, preset, resume, workers, run_dir, allow_new_data, process, settings)
@@ -191,14 +200,16 @@ def _recorded_data(latest: dict, run_dir: Path) -> str:
     return latest["dataset"]["path"]
 
 
-def _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, settings) -> Path:
+def _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, progress, settings) -> Path:
     # Decide the run folder here so that every process writes to (rank 0) the same one.
     run_dir = Path(resume) if resume else next_run_dir(out, preset or DEFAULT_PRESET)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
-    command += ["-m", "stylevid", "train", "--workers", str(workers)]
+    command += [*ENTRY, "train"]
     command += ["--resume", str(resume)] if resume else ["--run-dir", str(run_dir)]
     command += ["--allow-new-data"] if allow_new_data else []
+    command += [] if progress else ["--quiet"]
     options = {
+        "--workers": workers,  # None: each process chooses its own
         "--data": data,
         "--preset": preset,
         **{f"--{k.replace('_', '-')}": v for k, v in settings.items()},

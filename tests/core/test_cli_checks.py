@@ -122,3 +122,55 @@ def test_no_progress_where_stderr_is_not_a_terminal(tmp_path, photo, monkeypatch
     ]
     assert cli.main(argv) == 0
     assert "videos" not in plain.getvalue()
+
+
+def _recorded(monkeypatch, target: str) -> dict:
+    """Replace the function `target` (module:name) by one that records its keyword arguments."""
+    seen = {}
+    module, name = target.split(":")
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # stop before any work (console's exit status 130)
+
+    monkeypatch.setattr(f"{module}.{name}", record)
+    return seen
+
+
+QUIET = {
+    "train": (["train", "--data", "d"], "stylevid.training.run:run_training"),
+    "train-encoder": (
+        ["train-encoder", "--network", "n"],
+        "stylevid.training.encoder_run:run_encoder_training",
+    ),
+    "demo": (["demo"], "stylevid.training.demo:run_demo"),
+    "synth": (["synth", "--out", "s.zip", "--videos", "1"], "stylevid.data.synthetic.cli:synthesize"),
+    "prepare": (["prepare", "--source", "v", "--dest", "d"], "stylevid.data.prepare.cli:prepare"),
+    "train-probes": (["train-probes", "--out", "p.safetensors"], "stylevid.metrics.probes:train_probes"),
+}
+
+
+@pytest.mark.parametrize("command", QUIET)
+def test_quiet_turns_off_the_progress_bars_of_every_long_command(command, monkeypatch):
+    argv, target = QUIET[command]
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    for quiet in (False, True):
+        seen = _recorded(monkeypatch, target)
+        assert cli.console(argv + ["--quiet"] * quiet) == 130
+        assert seen["progress"] is not quiet
+
+
+def test_every_command_but_ops_takes_quiet_and_threads():
+    jobs = next(a for a in cli.parser()._actions if a.dest == "job").choices
+    for name, command in jobs.items():
+        given = set(command._option_string_actions)
+        assert name == "ops" or {"--quiet", "--threads"} <= given, name
+
+
+def test_an_encoders_training_state_file_is_named(tmp_path):
+    state = tmp_path / "encoder-000100-state.safetensors"
+    state.write_bytes(b"{}")
+    with pytest.raises(
+        ValueError, match="training state file .*train-encoder --resume.*encoder-000100.safetensors"
+    ):
+        stylevid.load_encoder(state)

@@ -78,3 +78,33 @@ def test_main_computes_on_the_threads_asked_for_and_restores_the_callers(monkeyp
         pass
     assert seen == [1]
     assert torch.get_num_threads() == before
+
+
+def test_loader_workers_take_the_cores_computing_leaves(monkeypatch):
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: {0, 1, 2, 3, 4, 5})
+    monkeypatch.setattr(threads, "cgroup_cores", lambda: None)
+    chosen = threads.plan(None, env={}, busy=0.0)
+    assert threads.loader_workers(chosen) == 0  # every free core computes
+    assert threads.loader_workers(chosen, "cuda") == 2  # a GPU computes: at most 2
+    assert threads.loader_workers(threads.plan(5, env={})) == 1
+    assert threads.loader_workers(threads.plan(1, env={})) == 2
+    assert threads.loader_workers(threads.plan(None, env={"LOCAL_WORLD_SIZE": "3"}, busy=4.0), "cuda") == 0
+
+
+def test_train_and_demo_size_their_loaders_by_the_policy_unless_workers_is_given(monkeypatch, tmp_path):
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: {0, 1, 2, 3})
+    monkeypatch.setattr(threads, "cgroup_cores", lambda: None)
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(kwargs["workers"] if "workers" in kwargs else args[4])  # Trainer's fifth
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("stylevid.training.run.Trainer", record)
+    monkeypatch.setattr("stylevid.training.run.open_dataset", lambda *args: None)
+    monkeypatch.setattr("stylevid.training.demo.run_demo", record)
+    train = ["train", "--data", "d", "--device", "cpu", "--out", str(tmp_path)]
+    for argv in (train, ["demo"]):
+        assert cli.console([*argv, "--threads", "3"]) == 130
+        assert cli.console([*argv, "--threads", "2", "--workers", "0"]) == 130
+    assert seen == [1, 0, 1, 0]  # 4 cores, 3 computing: 1 left to load

@@ -12,7 +12,14 @@ from stylevid.data.prepare.write import prepare
 def _run_cli(args: argparse.Namespace) -> int:
     try:
         report = prepare(
-            args.source, args.dest, args.resolution, args.fps, args.workers, args.min_frames, args.margin
+            args.source,
+            args.dest,
+            args.resolution,
+            args.fps,
+            args.workers,
+            args.min_frames,
+            args.margin,
+            progress=options.progress(args),
         )
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"stylevid prepare: {exc}") from exc

@@ -13,7 +13,14 @@ def _synth(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         path = synthesize(
-            args.out, args.videos, args.frames, args.resolution, args.seed, args.fps, args.workers
+            args.out,
+            args.videos,
+            args.frames,
+            args.resolution,
+            args.seed,
+            args.fps,
+            args.workers,
+            progress=options.progress(args),
         )
     except ValueError as exc:
         raise SystemExit(f"stylevid synth: {exc}") from None
