@@ -203,7 +203,7 @@ def _recorded_data(latest: dict, run_dir: Path) -> str:
 def _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, progress, settings) -> Path:
     # Decide the run folder here so that every process writes to (rank 0) the same one.
     run_dir = Path(resume) if resume else next_run_dir(out, preset or DEFAULT_PRESET)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
+    command = [sys.executable, "-m", "stylevid.training.torchrun", "--standalone", f"--nproc_per_node={gpus}"]
     command += [*ENTRY, "train"]
     command += ["--resume", str(resume)] if resume else ["--run-dir", str(run_dir)]
     command += ["--allow-new-data"] if allow_new_data else []
@@ -218,9 +218,9 @@ def _relaunch(gpus, data, out, preset, resume, workers, device, allow_new_data, 
     for flag, value in options.items():
         if value is not None:
             command += [flag, str(value)]
-    # The terminal's Ctrl-C reaches every process of the group: torchrun's processes stop on their
-    # own, and this one waits for them instead of killing them. A SIGTERM sent to this one alone is
-    # passed on.
+    # The terminal's Ctrl-C reaches this process and torchrun (the training processes run in sessions
+    # of their own: torchrun passes the signal on, training/torchrun.py); this one waits for them
+    # instead of killing them. A SIGTERM sent to this one alone is passed on.
     child = subprocess.Popen(command)
     received = []
 

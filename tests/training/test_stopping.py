@@ -255,3 +255,74 @@ def test_a_stats_record_of_the_wrong_shape_is_one_message_and_a_cut_last_line_is
     stats.write_text(good + '{"tick": 3, "st')  # killed while appending
     assert console(resume) == 0
     assert all(json.loads(line) for line in stats.read_text().splitlines())
+
+
+# The driver as a script torchrun starts in each process (run.ENTRY), printing where each one stopped.
+RANKS_DRIVER = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from tiny import tiny_training
+from stylevid.training import config, run, trainer
+from stylevid.cli import console
+
+config.PRESETS["tiny"] = lambda: tiny_training(**{tiny!r})
+run.DEFAULT_PRESET = "tiny"
+run.ENTRY = (__file__,)
+train = trainer.Trainer.train
+
+def reported(self, *args, **kwargs):
+    try:
+        return train(self, *args, **kwargs)
+    finally:
+        print(f"rank {{self.process.rank}} stopped at step {{self.step_index}}", flush=True)
+
+trainer.Trainer.train = reported
+sys.exit(console(sys.argv[1:]))
+"""
+
+
+def _train_ranks(data, run_dir, *options):
+    """`stylevid train --gpus 2` (gloo on the CPU) in a session of its own, as from a terminal."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    driver = run_dir.parent / "driver.py"
+    driver.write_text(RANKS_DRIVER.format(tests=TESTS, tiny=TINY))
+    command = [sys.executable, str(driver), "train", "--gpus", "2", "--device", "cpu", "--workers", "0"]
+    command += (
+        ["--resume", str(run_dir)]
+        if run_dir.exists()
+        else ["--data", str(data), "--out", str(run_dir.parent)]
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*command, *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def test_sigint_stops_two_processes_at_one_step_with_one_snapshot_and_resumes_exactly(data, tmp_path):
+    straight = _train_ranks(data, tmp_path / "straight" / "00000-tiny")
+    out, err = straight.communicate(timeout=120)
+    assert straight.returncode == 0, err
+    expected = _final(tmp_path / "straight" / "00000-tiny")[1]
+
+    run_dir = tmp_path / "stopped" / "00000-tiny"
+    proc = _train_ranks(data, run_dir)
+    _wait_for(proc, "stylevid train: run folder")
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the launcher and torchrun
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    stops = sorted(line for line in out.splitlines() if line.startswith("rank "))
+    latest = read_latest(run_dir)
+    step = latest["step"]
+    assert stops == [f"rank 0 stopped at step {step}", f"rank 1 stopped at step {step}"], out + err
+    assert 0 < latest["nimg"] < 48
+    assert f"resume with: stylevid train --resume {run_dir} --gpus 2 (exit status 130)" in err
+    assert "Traceback (most recent" not in err, err
+    resumed = _train_ranks(data, run_dir)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    _assert_same(expected, _final(run_dir)[1])
