@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from stylevid.data.faces import DEFAULT_MARGIN, crop_face, face_square, largest_faces
 
@@ -70,9 +71,15 @@ def _resize(image: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def align_images(
-    items: Sequence, resolution: int, align: str = "face", margin: float = DEFAULT_MARGIN
+    items: Sequence,
+    resolution: int,
+    align: str = "face",
+    margin: float = DEFAULT_MARGIN,
+    progress: bool = False,
 ) -> torch.Tensor:
-    """[M, 3, R, R] in [-1, 1]: each reference's face crop (or centre square with align='none')."""
+    """[M, 3, R, R] in [-1, 1]: each reference's face crop (or centre square with align='none').
+
+    progress: a bar of the face search on stderr."""
     if align not in ALIGNMENTS:
         raise ValueError(f"align={align!r} is not one of {ALIGNMENTS}")
     if not len(items):
@@ -81,7 +88,7 @@ def align_images(
     if align == "none":
         return to_tensor(np.stack([_resize(image, resolution) for image in images]))
     crops = []
-    for i, (image, found) in enumerate(zip(images, _detect(images), strict=True)):
+    for i, (image, found) in enumerate(zip(images, _detect(images, progress), strict=True)):
         if found is None:
             raise NoFaceError(
                 f"no face found in {_name(items[i], i)} (MTCNN, probability >= 0.9): use a photo where the"
@@ -92,19 +99,30 @@ def align_images(
     return to_tensor(np.stack(crops))
 
 
-def _detect(images: list[np.ndarray]):
-    return [largest_faces(image[None])[0] for image in images]  # images may differ in size
+def _detect(images: Sequence[np.ndarray], progress: bool = False) -> list:
+    """Each uint8 [H, W, 3] image's largest face (as faces.largest_faces), one at a time: they may differ
+    in size, and the search (about 0.1 s a frame on a CPU) shows a bar with progress."""
+    bar = tqdm(images, desc="find faces", unit="image", leave=False, disable=not progress)
+    return [largest_faces(image[None])[0] for image in bar]
 
 
-def align_video(frames: np.ndarray, resolution: int, align: str = "face", margin: float = DEFAULT_MARGIN):
-    """uint8 [T, H, W, 3] -> [T, 3, R, R]: per-frame faces, the crop smoothed in time as prepare does."""
+def align_video(
+    frames: np.ndarray,
+    resolution: int,
+    align: str = "face",
+    margin: float = DEFAULT_MARGIN,
+    progress: bool = False,
+):
+    """uint8 [T, H, W, 3] -> [T, 3, R, R]: per-frame faces, the crop smoothed in time as prepare does.
+
+    progress: a bar of the face search on stderr."""
     from stylevid.data.prepare.track import smooth_crops  # noqa: PLC0415
 
     if align not in ALIGNMENTS:
         raise ValueError(f"align={align!r} is not one of {ALIGNMENTS}")
     if align == "none":
         return to_tensor(np.stack([_resize(frame, resolution) for frame in frames]))
-    found = largest_faces(frames)
+    found = _detect(frames, progress)
     if all(f is None for f in found):
         raise NoFaceError(f"no face found in any of the video's {len(frames)} frames")
     boxes = np.stack([np.full(4, np.nan) if f is None else f[0] for f in found])

@@ -74,7 +74,7 @@ class VideoEncoder:
         progress: bool = False,
     ) -> Inversion:
         """As invert, with the styles, fusion weights, trajectory residuals and timings; progress: bars
-        of the trajectory fits and the optimisation on stderr."""
+        of the face search, the trajectory fits and the optimisation on stderr."""
         if (images is None) == (video is None):
             raise ValueError("pass either images=[...] or video=..., not both and not neither")
         if optimize < 0:
@@ -83,11 +83,11 @@ class VideoEncoder:
         started = time.monotonic()
         r = self.config.resolution
         if images is not None:
-            frames = align_images(images, r, align)[None]
+            frames = align_images(images, r, align, progress=progress)[None]
             times = None
             shared = False if shared_background is None else shared_background
         else:
-            frames = self._video_frames(video, align)[None]
+            frames = self._video_frames(video, align, progress)[None]
             times = torch.arange(frames.shape[1], dtype=torch.float32)[None]
             shared = True
         device = self.device
@@ -106,7 +106,7 @@ class VideoEncoder:
         seconds_spent = {"encode": encoded - started, "optimize": time.monotonic() - encoded}
         return Inversion(codes, styles, weights, residual, seconds_spent)
 
-    def _video_frames(self, video, align: str) -> torch.Tensor:
+    def _video_frames(self, video, align: str, progress: bool = False) -> torch.Tensor:
         from stylevid.video import read_video  # noqa: PLC0415
 
         if isinstance(video, (str, Path)):
@@ -123,7 +123,7 @@ class VideoEncoder:
             raise ValueError(
                 f"a video array must be uint8 [T, H, W, 3], not {video.dtype} {list(video.shape)}"
             )
-        return align_video(video, self.config.resolution, align)
+        return align_video(video, self.config.resolution, align, progress=progress)
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
         """Write the encoder (.safetensors with its config, naming its generator)."""

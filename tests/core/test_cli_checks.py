@@ -4,6 +4,7 @@ import io
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 import stylevid
@@ -174,3 +175,17 @@ def test_an_encoders_training_state_file_is_named(tmp_path):
         ValueError, match="training state file .*train-encoder --resume.*encoder-000100.safetensors"
     ):
         stylevid.load_encoder(state)
+
+
+@pytest.mark.parametrize("source", ["--images", "--video"])
+def test_the_face_search_of_invert_shows_a_bar_unless_quiet(tmp_path, photo, monkeypatch, source):
+    video = tmp_path / "clip.mp4"
+    stylevid.save_video(torch.zeros(3, 3, 64, 64), video)
+    given = str(photo if source == "--images" else video)
+    argv = ["invert", source, given, "--align", "face", "--out", str(tmp_path / "c.safetensors")]
+    for quiet in (False, True):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        with pytest.raises(ValueError, match="no face found"):  # a blank image: the search ran and failed
+            cli.main(argv + ["--quiet"] * quiet)
+        assert ("find faces" in terminal.getvalue()) is not quiet, terminal.getvalue()
