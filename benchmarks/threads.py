@@ -1,7 +1,7 @@
 """Threads beside busy cores: training clips/s and `invert` images/s, torch's default and stylevid's policy.
 
     python benchmarks/threads.py [--loads 0,1] [--policies default,policy] [--steps 4] [--seconds 60]
-    python benchmarks/threads.py --tasks train-data --workers 0,1,2 --policies policy,loaders
+    python benchmarks/threads.py --tasks train-data --loads 0 --workers 0,1,2,loaders
 
 Each cell runs in a fresh process (OpenMP reads its settings when torch loads) while `load` other
 processes spin on the CPU. Policies: default (torch's own: one thread per core), policy
@@ -10,8 +10,8 @@ waiting threads sleep instead of spinning), policy+passive (both), 1 (one thread
 synth64 preset on random clips (benchmarks/train.py's RandomClips); invert is the built-in encoder
 on rendered faces (--align none: the face crop is measured elsewhere). train-data is synth64
 training reading a real dataset zip (--data; a 16-video synthetic one is written there if missing)
-through --workers loader processes (the policy "loaders": as many as stylevid.threads.loader_workers
-chooses); its rate also counts the first step, where the workers start. A cell stops after --steps
+through each of --workers loader processes ("loaders": as many as stylevid.threads.loader_workers
+chooses); the first step, where the workers start, is timed apart. A cell stops after --steps
 timed steps or --seconds, whichever comes first, after one warm-up step.
 """
 

@@ -30,7 +30,7 @@ LEGAL = {
     ("animate", "--motion-seed", "zero"): "seed 0 is a seed like any other",
     ("animate", "--background-seed", "zero"): "seed 0 is a seed like any other",
     ("generate", "--seeds", "zero"): "seed 0 is a seed like any other",
-    ("train", "--workers", "zero"): "0 loads the data in the training process",
+    **{(job, "--workers", "zero"): "0 loads the data in the training process" for job in ("train", "demo")},
     ("train", "--r1-gamma", "zero"): "0 turns the R1 penalty off",
     ("edit", "--freeze-at", "zero"): "time 0 is the first frame",
     **{
