@@ -29,8 +29,9 @@ class Stopped(KeyboardInterrupt):
 class StopSignals:
     """While entered (in the main thread), SIGINT and SIGTERM set `signum` instead of ending the process.
 
-    A SIGTERM after the first signal is the same request again (torchrun's agent forwards one after a
-    Ctrl-C reached every process) and changes nothing; a second SIGINT stops at once.
+    A SIGTERM after the first signal is the same request again (a launcher may forward one after a
+    Ctrl-C that already reached the process; torch 2.14's torchrun forwards the SIGINT itself) and
+    changes nothing; a second SIGINT stops at once.
     """
 
     def __init__(self):
