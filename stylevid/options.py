@@ -240,5 +240,8 @@ def add_quiet(command: argparse.ArgumentParser) -> None:
 
 
 def progress(args: argparse.Namespace) -> bool:
-    """Whether a command shows progress bars: stderr is a terminal and --quiet was not given."""
-    return not args.quiet and sys.stderr.isatty()
+    """Whether a command shows progress bars: stderr is a terminal and --quiet was not given.
+
+    A subcommand registered on a parser of its own (not through stylevid.cli) has no --quiet.
+    """
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
