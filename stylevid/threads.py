@@ -2,9 +2,10 @@
 
 torch's default is one OpenMP thread per core the machine has. Every parallel region then waits for
 its slowest thread, and a thread that shares its core with another busy process gets the core only
-in scheduler slices: training on 2 cores beside one busy process ran 25x slower on 2 threads than on
-1 (benchmarks/threads.py measures it). So a command counts the cores it may use (affinity, cgroup
-quota), looks at how busy they are for a moment, and computes on the free ones.
+in scheduler slices: on 2 cores beside one process spinning on a core, synth64 trained at 3.1
+clips/s on 2 threads against 9.1 on 1 (benchmarks/threads.py; a user's busier machine saw 25x). So
+a command counts the cores it may use (affinity, cgroup quota), looks at how busy they are for a
+moment, and computes on the free ones.
 
 Loader workers (processes that read and decode clips beside the training step) take the free cores
 that computing leaves: one per spare core, at most MAX_LOADER_WORKERS. On a 2-core machine synth64
