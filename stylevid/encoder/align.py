@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -29,17 +30,24 @@ def _name(item, index: int) -> str:
     return str(item) if isinstance(item, (str, os.PathLike)) else f"reference {index}"
 
 
+def decode_image(source: str | os.PathLike | IO[bytes], name: str) -> np.ndarray:
+    """uint8 [H, W, 3] of an image file (a path or an open binary file such as an upload's bytes).
+
+    A file that is no image, or larger than PIL's decompression-bomb limit, is a ValueError naming it."""
+    try:
+        with Image.open(source) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"cannot read the reference image {name} ({exc}): is it a PNG or JPEG?") from exc
+
+
 def read_image(item, index: int = 0) -> np.ndarray:
     """uint8 [H, W, 3] from a path, a PIL image, a uint8 array or a [3, H, W] tensor in [-1, 1]."""
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"reference image {path} does not exist")
-        try:
-            with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"cannot read the reference image {path} ({exc}): is it a PNG or JPEG?") from exc
+        return decode_image(path, str(path))
     if isinstance(item, Image.Image):
         return np.asarray(item.convert("RGB"))
     if isinstance(item, torch.Tensor):
