@@ -31,7 +31,7 @@ setup(
         "stylevid.metrics": ["probes/*.safetensors"],
         # The synthetic factor teacher of the pair losses (`make teachers`), and the built-in models.
         "stylevid.training": ["teachers/*.safetensors"],
-        "stylevid": ["builtin/*.safetensors", "builtin/*.json"],
+        "stylevid": ["builtin/*.safetensors", "builtin/*.json", "studio/static/*"],
     },
     install_requires=[
         "torch>=2.11,<2.15",
@@ -56,8 +56,17 @@ setup(
     # import-linter checks the layers of DESIGN.md (`make layers`, part of `make test`).
     # onnxruntime and ai-edge-litert (the TFLite interpreter) only as independent oracles for the tests
     # of our SFace and FaceMesh modules.
+    # playwright drives the system's Chromium (never a browser it downloads) in the studio's browser test.
     extras_require={
-        "dev": ["pytest", "ruff", "scikit-image", "import-linter", "onnxruntime", "ai-edge-litert"]
+        "dev": [
+            "pytest",
+            "ruff",
+            "scikit-image",
+            "import-linter",
+            "onnxruntime",
+            "ai-edge-litert",
+            "playwright",
+        ]
     },
     entry_points={"console_scripts": ["stylevid = stylevid.cli:console"]},
 )

@@ -306,6 +306,10 @@ def parser() -> argparse.ArgumentParser:
 
     inversion_cli.register_cli(jobs)
 
+    from stylevid.studio import cli as studio_cli  # noqa: PLC0415
+
+    studio_cli.register_cli(jobs)
+
     demo = jobs.add_parser(
         "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 12 minutes)"
     )

@@ -51,6 +51,8 @@ def test_install_layout(tmp_path):
         "builtin/synth64.json",
         "builtin/synth64-encoder.safetensors",
         "builtin/synth64-encoder.json",
+        "studio/static/index.html",
+        "studio/static/studio.js",
     ):
         assert (target / "stylevid" / shipped).exists(), f"{shipped} is missing from the installed package"
     probe = (

@@ -29,6 +29,7 @@ LEGAL = {
     ("invert", "--optimize", "zero"): "0 optimisation steps: the encoder alone",
     ("animate", "--motion-seed", "zero"): "seed 0 is a seed like any other",
     ("animate", "--background-seed", "zero"): "seed 0 is a seed like any other",
+    ("studio", "--port", "zero"): "port 0 asks the system for any free port",
     ("generate", "--seeds", "zero"): "seed 0 is a seed like any other",
     **{(job, "--workers", "zero"): "0 loads the data in the training process" for job in ("train", "demo")},
     ("train", "--r1-gamma", "zero"): "0 turns the R1 penalty off",
@@ -108,6 +109,7 @@ def test_the_table_covers_every_subcommand():
         "train-encoder",
         "invert",
         "animate",
+        "studio",
     }
     assert len(list(_cases())) > 200
 
