@@ -131,6 +131,19 @@ def test_the_studio_in_a_browser(chromium, server, readout, tmp_path):
         studio.set_and_show(studio.factor("pose", "seed"), 4)
         np.testing.assert_array_equal(studio.shown_pixels(), rendered(gen, {**seeds, "pose": 4}, person))
 
+        # Play advances the time slider at the clip's rate; pause stops it.
+        shown = page.evaluate("window.studio.shown")
+        page.click("#play")
+        page.wait_for_function("shown => window.studio.shown >= shown + 5", arg=shown)
+        page.click("#play")
+        assert page.inner_text("#play") == "play" and int(page.input_value("#time")) >= 5
+
+        # Exports: the Python snippet is shown and downloaded.
+        with page.expect_download() as download:
+            page.click("[data-export='python']")
+        assert download.value.suggested_filename == "stylevid_view.py"
+        assert "gen.invert(images=['astronaut.png'])" in page.inner_text("#snippet")
+
         # The second tab: the built-in's stored leakage, drawn.
         page.click("button.tab[data-tab='leakage']")
         page.wait_for_function("document.querySelector('#leakage').naturalWidth > 0")
@@ -139,3 +152,47 @@ def test_the_studio_in_a_browser(chromium, server, readout, tmp_path):
     assert all(
         (tmp_path / f"{n}.png").stat().st_size > 1000 for n in ("01-loaded", "04-astronaut", "06-leakage")
     )
+
+
+class WithControls:
+    """The built-in generator with the face layer's physical controls, as issue 22's generators have."""
+
+    controls = {
+        "yaw": {"factor": "pose", "low": -60.0, "high": 60.0, "unit": "deg", "default": 0.0},
+        "intensity": {"factor": "lighting", "low": 0.0, "high": 2.0, "unit": "", "default": 1.0},
+    }
+
+    def __init__(self, gen):
+        self._gen = gen
+
+    def __getattr__(self, name):
+        return getattr(self._gen, name)
+
+
+def test_physical_sliders_appear_and_set_their_factor(chromium, monkeypatch):
+    calls = []
+
+    def with_pose(codes, **values):  # a stand-in: the pose held at a time given by the yaw
+        calls.append(values)
+        return codes.freeze("pose", abs(values["yaw"]) / 4)
+
+    monkeypatch.setattr(Codes, "with_pose", with_pose, raising=False)
+    studio = Studio(WithControls(stylevid.load("builtin:synth64")), "builtin:synth64", frames=FRAMES)
+    server = StudioServer(studio, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with browser_page(chromium) as page:
+            driver = StudioPage(page, server.url)
+            assert page.is_visible("#physical")
+            assert page.locator(".setting").count() == 2
+            before = driver.shown_pixels()
+            driver.set_and_show(".setting[data-setting='yaw'] .value", 48)
+            assert calls[-1] == {"yaw": 48.0}
+            assert page.is_checked(".setting[data-setting='yaw'] .set")
+            assert np.abs(driver.shown_pixels().astype(int) - before).mean() > 1
+            page.uncheck(".setting[data-setting='yaw'] .set")
+            driver.wait_for(page.evaluate("window.studio.seq"))
+            np.testing.assert_array_equal(driver.shown_pixels(), before)
+    finally:
+        server.shutdown()
+        server.server_close()
