@@ -54,7 +54,9 @@ class Readout(Protocol):
 def rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Root mean square of a - b over the dimensions both measure, [N, D] x [N, D] -> [N] (NaN if none)."""
     squared = (a - b).square()
-    return squared.nanmean(dim=1).sqrt()
+    # Floored at 1e-12 before the root: two identical readings (the face layer makes some pairs' frames
+    # equal where a factor cannot reach them) would otherwise send an infinite gradient (NaN) into a loss.
+    return squared.nanmean(dim=1).clamp_min(1e-12).sqrt()
 
 
 class ProbeReadout:

@@ -103,6 +103,50 @@ class VideoGenerator:
         frames, parts = self.generator(codes, t, layers=True)
         return {"frames": frames, **parts}
 
+    @property
+    def controls(self) -> dict[str, dict]:
+        """The physical values Codes.with_pose / with_light can set on this generator: name -> {factor,
+        low, high, unit, default}; empty for a generator without the face layer (generator.face3d)."""
+        face = self.generator.face
+        if face is None:
+            return {}
+        from stylevid.networks.face3d import POSE_LIMITS  # noqa: PLC0415
+
+        out = {
+            name: {"factor": "pose", "low": low, "high": high, "unit": "degrees", "default": 0.0}
+            for name, (low, high) in POSE_LIMITS.items()
+        }
+        for name in face.light_names:
+            low, high = face.light.limits[name]
+            angle = name in ("azimuth", "elevation")
+            default = min(max(0.0, low), high) if angle else (low + high) / 2
+            unit = "degrees" if angle else ""
+            out[name] = {"factor": "lighting", "low": low, "high": high, "unit": unit, "default": default}
+        return out
+
+    @torch.no_grad()
+    def pose_angles(self, codes: Codes, t) -> dict[str, torch.Tensor]:
+        """Yaw, pitch, roll in degrees [N, T] of the codes at times t (a generator with the face layer)."""
+        values = self._physical(codes, t)
+        return {name: values[name] for name in ("yaw", "pitch", "roll")}
+
+    @torch.no_grad()
+    def light_values(self, codes: Codes, t) -> dict[str, torch.Tensor]:
+        """The light's named parameters [N, T] of the codes at times t (azimuth and elevation in degrees)."""
+        values = self._physical(codes, t)
+        return {name: values[name] for name in self.generator.face.light_names}
+
+    def _physical(self, codes: Codes, t) -> dict[str, torch.Tensor]:
+        if self.generator.face is None:
+            raise ValueError(
+                "this generator has no face layer (generator.face3d), so its pose and light have no"
+                " physical values; builtin:synth64 has one"
+            )
+        codes = codes.to(self.device)
+        t = batch_times(t, len(codes), self.device)
+        _check_coverage(codes, t)
+        return self.generator.physical_values(codes, t)
+
     def invert(self, encoder=None, **references) -> Codes:
         """Codes of references: images=[...] or video=... (see VideoEncoder.invert for the options).
 

@@ -69,8 +69,17 @@ def _edit(args: argparse.Namespace) -> int:
     import stylevid  # noqa: PLC0415
     from stylevid.codes import Codes  # noqa: PLC0415
 
-    if not (args.swap or args.freeze or args.interp):
-        raise UsageError("stylevid edit: give at least one of --swap, --freeze, --interp")
+    pose = {name: getattr(args, name) for name in POSE_OPTIONS if getattr(args, name) is not None}
+    light = {
+        name: getattr(args, f"light_{name}")
+        for name in LIGHT_OPTIONS
+        if getattr(args, f"light_{name}") is not None
+    }
+    if not (args.swap or args.freeze or args.interp or pose or light):
+        raise UsageError(
+            "stylevid edit: give at least one of --swap, --freeze, --interp, or a pose or light value"
+            " (--yaw, --pitch, --roll, --light-azimuth, ...)"
+        )
     if args.freeze and args.freeze_at > args.frames - 1:
         raise UsageError(
             f"--freeze-at {args.freeze_at:g} is past the last frame ({args.frames - 1:g} with --frames"
@@ -82,10 +91,20 @@ def _edit(args: argparse.Namespace) -> int:
                 raise UsageError(
                     f"{option} {factor}:... needs exactly two seeds, got {seeds}; write it like {factor}:0,1"
                 )
-    file = options.video_out(args.out, len(args.swap + args.freeze + args.interp), "this edit")
+    physical = int(bool(pose or light))
+    file = options.video_out(args.out, len(args.swap + args.freeze + args.interp) + physical, "this edit")
     gen = stylevid.load(args.network, device=args.device)
     out = Path(args.out)
     jobs = []
+    if physical:
+        _check_controls(gen, args.network, {**pose, **light})
+        codes = gen.sample_seeds(args.seeds, frames=args.frames, psi=args.psi)
+        # A FROM:TO sweep runs from the first frame to the last.
+        keys = lambda v: {0: v[0], args.frames - 1: v[1]} if isinstance(v, tuple) else v  # noqa: E731
+        edited = codes.with_pose(**{k: keys(v) for k, v in pose.items()})
+        edited = edited.with_light(**{k: keys(v) for k, v in light.items()})
+        label = "-".join(f"{k}{_label(v)}" for k, v in {**pose, **light}.items())
+        jobs.append((f"set-{label}", Codes.cat([codes, edited])))
     for factor, seeds in args.swap:
         codes = gen.sample_seeds(seeds, frames=args.frames, psi=args.psi)
         # Top row: the two originals; bottom row: each with the other's factor.
@@ -105,6 +124,36 @@ def _edit(args: argparse.Namespace) -> int:
         stylevid.save_video(gen.frames(codes, args.frames, args.chunk), path, fps=args.fps, nrow=nrow)
         print(f"wrote {path}")
     return 0
+
+
+POSE_OPTIONS = ("yaw", "pitch", "roll")
+LIGHT_OPTIONS = ("azimuth", "elevation", "intensity", "ambient", "warmth", "strength")
+
+
+def _label(value) -> str:
+    return f"{value[0]:g}to{value[1]:g}" if isinstance(value, tuple) else f"{value:g}"
+
+
+def _check_controls(gen, network: str, values: dict) -> None:
+    """Refuse pose or light values the generator has no control for, or outside the range it learned."""
+    controls = gen.controls
+    if not controls:
+        raise UsageError(
+            f"{network} has no face layer (generator.face3d), so it has no yaw or light direction to set;"
+            " use --swap, --freeze or --interp, or a model trained with the face layer (builtin:synth64)"
+        )
+    for name, value in values.items():
+        option = f"--{name}" if name in POSE_OPTIONS else f"--light-{name}"
+        if name not in controls:
+            names = ", ".join(f"--{n}" if n in POSE_OPTIONS else f"--light-{n}" for n in controls)
+            raise UsageError(f"{option}: {network}'s light has no {name}; it has {names}")
+        low, high = controls[name]["low"], controls[name]["high"]
+        for v in value if isinstance(value, tuple) else (value,):
+            if not low <= v <= high:
+                unit = controls[name]["unit"]
+                raise UsageError(
+                    f"{option} {v:g} is outside {low:g}..{high:g} {unit}, the range the model renders"
+                )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -230,6 +279,31 @@ def parser() -> argparse.ArgumentParser:
         help="interpolate FACTOR from seed S1 to S2 in --steps videos",
     )
     edit.add_argument("--steps", type=options.int_in(2), default=5, help="videos from S1 to S2 (at least 2)")
+    physical = edit.add_argument_group(
+        "pose and light (a model with the face layer, e.g. builtin:synth64)",
+        "each a number held over the video, or FROM:TO swept from the first frame to the last (write"
+        " --yaw=-40:40); originals on top, edited below",
+    )
+    physical.add_argument("--seeds", type=options.seeds, default=[0], help="videos to edit (default 0)")
+    for name, what in (
+        ("yaw", "> 0: the nose to the image's right"),
+        ("pitch", "> 0: the nose up"),
+        ("roll", "> 0: counter-clockwise"),
+    ):
+        physical.add_argument(
+            f"--{name}", type=options.setting, metavar="DEG", help=f"head {name} in degrees ({what})"
+        )
+    for name, what in (
+        ("azimuth", "degrees, > 0: from the image's right"),
+        ("elevation", "degrees, > 0: from above"),
+        ("intensity", "the key light's strength"),
+        ("ambient", "the ambient level"),
+        ("warmth", "-1 bluish .. 1 orange"),
+        ("strength", "a spherical-harmonics light's directional share"),
+    ):
+        physical.add_argument(
+            f"--light-{name}", type=options.setting, metavar="V", help=f"light {name} ({what})"
+        )
     edit.set_defaults(run=_edit)
 
     train = jobs.add_parser("train", help="train a model from scratch on a video dataset, or resume a run")

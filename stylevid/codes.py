@@ -9,9 +9,11 @@ generator's motion mappings.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import operator
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -39,12 +41,103 @@ def _where(tensor: torch.Tensor) -> str:
     return f"{str(tensor.dtype).removeprefix('torch.')} on {tensor.device}"
 
 
+# The physical values a generator with the face layer (GeneratorConfig.face3d) lets codes set. Pose in
+# degrees; the light's names depend on its kind (renderer: azimuth, elevation in degrees, intensity,
+# ambient, warmth; spherical harmonics: azimuth, elevation, strength), checked by the generator.
+POSE_VALUES = ("yaw", "pitch", "roll")
+LIGHT_VALUES = ("azimuth", "elevation", "intensity", "ambient", "warmth", "strength")
+
+
+@dataclass(frozen=True, repr=False)
+class Keyframes:
+    """A physical value set over time for N videos: values [N, K] at times [K] (frames, increasing).
+
+    Linear between keyframes and held before the first and after the last; NaN in a video's row
+    leaves that video's own value (what its code gives).
+    """
+
+    times: torch.Tensor
+    values: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.times.ndim != 1 or self.values.ndim != 2 or self.values.shape[1] != len(self.times):
+            raise ValueError(
+                f"keyframes of times {list(self.times.shape)} and values {list(self.values.shape)}"
+                " must be [K] and [N, K]"
+            )
+        if len(self.times) > 1 and not bool((self.times[1:] > self.times[:-1]).all()):
+            raise ValueError(f"keyframe times {self.times.tolist()} must increase")
+
+    def at(self, t: torch.Tensor) -> torch.Tensor:
+        """The values at times t [N, T] as [N, T]."""
+        times = self.times.to(t.device, t.dtype)
+        values = self.values.to(t.device, t.dtype)
+        if len(times) == 1:
+            return values.expand(-1, t.shape[1])
+        clamped = t.clamp(times[0], times[-1])
+        right = torch.searchsorted(times, clamped.contiguous(), right=True).clamp(1, len(times) - 1)
+        left = right - 1
+        share = (clamped - times[left]) / (times[right] - times[left])
+        return torch.lerp(values.gather(1, left), values.gather(1, right), share)
+
+    def __getitem__(self, index) -> Keyframes:
+        return Keyframes(self.times, self.values[index])
+
+    def to(self, device) -> Keyframes:
+        return Keyframes(self.times.to(device), self.values.to(device))
+
+
+def _keyframes(name: str, value, n: int) -> Keyframes:
+    """Keyframes for N videos from a number (held), a {time: number} dict (frames), or N numbers."""
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError(f"{name}={{}} sets no keyframes; give {{frame: value, ...}}")
+        times = sorted(value)
+        numbers_ = [value[k] for k in times]
+        if not all(isinstance(x, numbers.Real) and math.isfinite(x) for x in (*times, *numbers_)):
+            raise ValueError(
+                f"{name}={value!r}: keyframes map frames to finite numbers, e.g. {{0: -40, 50: 40}}"
+            )
+        row = torch.tensor(numbers_, dtype=torch.float32)
+        return Keyframes(torch.tensor(times, dtype=torch.float32), row[None].expand(n, -1).clone())
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} must be a finite number")
+        return Keyframes(torch.zeros(1), torch.full([n, 1], float(value)))
+    per_video = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+    if per_video.shape != (n,):
+        raise ValueError(
+            f"{name} has {per_video.numel()} values for {n} videos; give a number, one per video,"
+            " or {frame: value} keyframes"
+        )
+    return Keyframes(torch.zeros(1), per_video[:, None].clone())
+
+
+def _cat_settings(items: Sequence[Trajectory]) -> dict[str, Keyframes]:
+    """Concatenate the settings of trajectories along videos; a video without one keeps its own value."""
+    names = sorted({name for item in items for name in item.settings})
+    out = {}
+    for name in names:
+        times = [item.settings[name].times for item in items if name in item.settings]
+        if any(t.shape != times[0].shape or not torch.equal(t, times[0]) for t in times):
+            raise ValueError(f"codes whose {name} keyframes fall at different times cannot be combined")
+        rows = [
+            item.settings[name].values
+            if name in item.settings
+            else torch.full([len(item), len(times[0])], float("nan"), device=item.z.device)
+            for item in items
+        ]
+        out[name] = Keyframes(times[0], torch.cat(rows))
+    return out
+
+
 @dataclass(frozen=True, repr=False)
 class Trajectory:
     """A motion over time for N videos: z [N, z_dim], anchors [N, K, motion_dim] spaced `spacing` frames.
 
     psi [N]: truncation toward the mapping's mean; frozen_at [N]: the time every frame shows (a
-    still pose or a fixed light), NaN where the trajectory moves.
+    still pose or a fixed light), NaN where the trajectory moves. settings: physical values set by
+    name (Codes.with_pose, Codes.with_light), which replace what the code gives.
     """
 
     z: torch.Tensor
@@ -52,6 +145,7 @@ class Trajectory:
     spacing: float
     psi: torch.Tensor
     frozen_at: torch.Tensor
+    settings: dict[str, Keyframes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.z.shape[0]
@@ -69,8 +163,11 @@ class Trajectory:
         return (
             f"Trajectory(N={len(self)}, {_shape('z', self.z)}, {_shape('anchors', self.anchors)} every"
             f" {self.spacing:g} frames (0..{self.duration:g}), {_range('psi', self.psi)},"
-            f" {self._frozen()}, {_where(self.z)})"
+            f" {self._frozen()},{self._set()} {_where(self.z)})"
         )
+
+    def _set(self) -> str:
+        return "".join(f" {name} set," for name in sorted(self.settings))
 
     def _frozen(self) -> str:
         frozen = self.frozen_at[~torch.isnan(self.frozen_at)]
@@ -93,7 +190,21 @@ class Trajectory:
             anchors=self.anchors[index],
             psi=self.psi[index],
             frozen_at=self.frozen_at[index],
+            settings={name: keys[index] for name, keys in self.settings.items()},
         )
+
+    def with_settings(self, names: Sequence[str], **values) -> Trajectory:
+        """A copy with physical values set (see Codes.with_pose); None releases a value."""
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ValueError(f"unknown values {unknown}; these codes can set {', '.join(names)}")
+        settings = dict(self.settings)
+        for name, value in values.items():
+            if value is None:
+                settings.pop(name, None)
+            else:
+                settings[name] = _keyframes(name, value, len(self)).to(self.z.device)
+        return dataclasses.replace(self, settings=settings)
 
     def freeze(self, t: float | None) -> Trajectory:
         """Every frame shows the motion at time t (None: move again)."""
@@ -112,6 +223,7 @@ class Trajectory:
             self.spacing,
             self.psi.to(device),
             self.frozen_at.to(device),
+            {name: keys.to(device) for name, keys in self.settings.items()},
         )
 
     @staticmethod
@@ -125,6 +237,7 @@ class Trajectory:
             items[0].spacing,
             torch.cat([i.psi for i in items]),
             torch.cat([i.frozen_at for i in items]),
+            _cat_settings(items),
         )
 
     @staticmethod
@@ -138,6 +251,7 @@ class Trajectory:
             a.spacing,
             torch.lerp(a.psi, b.psi, alpha),
             a.frozen_at if alpha < 0.5 else b.frozen_at,
+            a.settings if alpha < 0.5 else b.settings,
         )
 
 
@@ -244,6 +358,23 @@ class Codes:
                 f"only {' and '.join(TRAJECTORY_FACTORS)} move over time; cannot freeze {factor!r}"
             )
         return self.replace(**{factor: getattr(self, factor).freeze(t)})
+
+    def with_pose(self, **angles) -> Codes:
+        """Set the head's yaw, pitch, roll in degrees (a generator with the face layer), e.g.
+        codes.with_pose(yaw=30) or a turn codes.with_pose(yaw={0: -40, 50: 40}) (frame: degrees,
+        linear between); one number per video also works. None releases an angle to the code's own.
+
+        yaw > 0 turns the nose to the image's right, pitch > 0 lifts it, roll > 0 tilts the head
+        counter-clockwise on screen.
+        """
+        return self.replace(pose=self.pose.with_settings(POSE_VALUES, **angles))
+
+    def with_light(self, **light) -> Codes:
+        """Set the light (a generator with the face layer): azimuth and elevation in degrees (> 0: from the
+        image's right, from above), and for the renderer's light intensity, ambient, warmth (for a
+        spherical-harmonics light strength). Numbers, {frame: value} keyframes or one per video, as
+        with_pose."""
+        return self.replace(lighting=self.lighting.with_settings(LIGHT_VALUES, **light))
 
     @staticmethod
     def interpolate(a: Codes, b: Codes, alpha: float, factors: Sequence[str] = FACTORS) -> Codes:

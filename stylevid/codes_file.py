@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from stylevid import checkpoint
-from stylevid.codes import Codes, Trajectory
+from stylevid.codes import Codes, Keyframes, Trajectory
 from stylevid.config import TRAJECTORY_FACTORS, VECTOR_FACTORS
 
 KIND = "stylevid-codes"
@@ -20,6 +20,8 @@ def save_codes(path: str | Path, codes: Codes, metadata: dict | None = None) -> 
     tensors = {f: {"value": getattr(codes, f)} for f in VECTOR_FACTORS}
     for f in TRAJECTORY_FACTORS:
         tensors[f] = {name: getattr(getattr(codes, f), name) for name in _TRAJECTORY_FIELDS}
+        for name, keys in getattr(codes, f).settings.items():  # Codes.with_pose / with_light
+            tensors[f] |= {f"set.{name}.times": keys.times, f"set.{name}.values": keys.values}
     spacing = {f: getattr(codes, f).spacing for f in TRAJECTORY_FACTORS}
     return checkpoint.save_checkpoint(path, tensors, {"kind": KIND, "spacing": spacing}, metadata)
 
@@ -49,7 +51,14 @@ def load_codes(path: str | Path, device: str | torch.device = "cpu") -> Codes:
         )
     try:
         trajectories = {
-            f: Trajectory(t[f]["z"], t[f]["anchors"], float(spacing[f]), t[f]["psi"], t[f]["frozen_at"])
+            f: Trajectory(
+                t[f]["z"],
+                t[f]["anchors"],
+                float(spacing[f]),
+                t[f]["psi"],
+                t[f]["frozen_at"],
+                _settings(path, t[f]),
+            )
             for f in TRAJECTORY_FACTORS
         }
         return Codes(
@@ -57,3 +66,17 @@ def load_codes(path: str | Path, device: str | torch.device = "cpu") -> Codes:
         )
     except ValueError as exc:  # tensors of shapes that do not fit together
         raise checkpoint.CheckpointError(f"{path} holds codes that do not fit together: {exc}") from exc
+
+
+def _settings(path, tensors: dict) -> dict[str, Keyframes]:
+    """The physical values a codes file sets ('set.NAME.times' and 'set.NAME.values')."""
+    names = {key.split(".")[1] for key in tensors if key.startswith("set.")}
+    out = {}
+    for name in sorted(names):
+        times, values = tensors.get(f"set.{name}.times"), tensors.get(f"set.{name}.values")
+        if times is None or values is None:
+            raise checkpoint.CheckpointError(
+                f"{path} sets {name} without both its times and values: it was damaged or edited by hand"
+            )
+        out[name] = Keyframes(times, values)
+    return out

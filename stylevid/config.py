@@ -99,9 +99,33 @@ class GeneratorConfig:
     # The pose prior (networks/pose_warp.py): one canonical face per video, styled by identity (and
     # lighting without shading), turned per frame by the pose code.
     pose_warp: bool = False
+    # The 3D-aware face layer (networks/face3d.py), which replaces both priors above: identity paints a
+    # canonical, frontal face (albedo, depth, silhouette) and a body once per video; the pose code turns
+    # the head by yaw, pitch, roll in degrees; the lighting code sets a physical light ('renderer': the
+    # synthetic renderer's family; 'sh': spherical harmonics for real faces).
+    face3d: bool = False
+    light: str = "renderer"
+    camera_distance: float = 16 / 3  # in half frame widths: the synthetic renderer's 8 head units
+    pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)  # where the head turns, in half frame widths
+    # The face layer's priors, each switchable for the ablation (benchmarks/disentangle.py).
+    symmetric: bool = True  # the canonical layers are mirror-symmetric by construction
+    binary_alpha: bool = True  # silhouettes are 0 or 1 in the forward pass
+    learned_depth: bool = True  # identity shapes the head's depth (else one dome for everyone)
 
     def __post_init__(self) -> None:
         _power_of_two("generator.resolution", self.resolution, 8, 1024)
+        if self.face3d and (self.shading or self.pose_warp):
+            raise ValueError(
+                "generator.face3d replaces generator.shading and generator.pose_warp; set those to false"
+            )
+        self.pivot = tuple(float(v) for v in self.pivot)  # JSON gives a list
+        if self.light not in ("renderer", "sh"):
+            raise ValueError(f"generator.light={self.light!r} must be 'renderer' or 'sh'")
+        if not self.camera_distance > 1.5:
+            raise ValueError(
+                f"generator.camera_distance={self.camera_distance} must exceed 1.5 half frame widths:"
+                " the camera must stay outside the head"
+            )
         for name in ("z_dim", "motion_dim", "w_dim", "mapping_layers", "motion_layers", "time_freqs"):
             _positive(f"generator.{name}", getattr(self, name))
         _positive("generator.anchor_spacing", self.anchor_spacing)

@@ -89,6 +89,18 @@ class Seeds:
         return sum(len(part) for part in self.ranges)
 
 
+def setting(text: str) -> float | tuple[float, float]:
+    """A physical value for edit's --yaw etc.: a number held over the video, or FROM:TO, a sweep from the
+    first frame to the last (write it --yaw=-40:40: argparse takes '-40:40' after a space for an option)."""
+    parts = text.split(":")
+    if len(parts) > 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or FROM:TO, e.g. 30 or -40:40")
+    values = [_number(part, float, "a number") for part in parts]
+    if not all(abs(v) <= 360 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is past 360; angles are in degrees, e.g. 30 or -40:40")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
 def seeds(text: str) -> Seeds:
     """'0-3,7' -> the seeds 0, 1, 2, 3, 7; each in [0, INT_MAX], a range low-high needs low <= high."""
     ranges = []

@@ -185,8 +185,12 @@ def _synth64() -> TrainConfig:
             motion_layers=2,
             channel_base=1024,
             channel_max=64,
-            shading=True,
-            pose_warp=True,
+            # The 3D-aware face layer with the synthetic renderer's camera (8 head units away, the head
+            # turning about its centre 0.1 half-widths above the frame's) and light family.
+            face3d=True,
+            light="renderer",
+            camera_distance=16 / 3,
+            pivot=(0.0, 0.1, 0.0),
         ),
         DiscriminatorConfig(resolution=64, frames=3, fuse_resolution=16, channel_base=1024, channel_max=64),
     )
@@ -207,8 +211,11 @@ def _synth64() -> TrainConfig:
 
 def _ffs256() -> TrainConfig:
     # StyleGAN-V's FaceForensics 256² recipe: batch 64, 3 frames per clip, gap <= 32, ADA 0.6, R1.
+    model = preset("256")
+    # The face layer for real faces: perspective at face distance, a spherical-harmonics light.
+    model.generator = dataclasses.replace(model.generator, face3d=True, light="sh")
     return TrainConfig(
-        model=preset("256"),
+        model=model,
         batch=64,
         max_gap=32,
         lr_g=0.0025,

@@ -10,6 +10,7 @@ from torch import nn
 
 from stylevid.codes import Codes, Trajectory
 from stylevid.config import FACTORS, TRAJECTORY_FACTORS, GeneratorConfig
+from stylevid.networks.face3d import CANONICAL_CHANNELS, FaceLayer
 from stylevid.networks.layers import SynthesisNetwork
 from stylevid.networks.mapping import Mapping, MotionMapping
 from stylevid.networks.pose_warp import PoseWarp
@@ -41,10 +42,28 @@ class Generator(nn.Module):
         self.lighting = MotionMapping(
             c.z_dim, c.motion_dim, c.w_dim, c.motion_layers, c.anchor_spacing, c.time_freqs
         )
-        styled_by = 3 - int(c.shading) - int(c.pose_warp)
+        styled_by = 1 if c.face3d else 3 - int(c.shading) - int(c.pose_warp)
         painted = SURFACE_CHANNELS if c.shading else 3
         self.foreground_synthesis = SynthesisNetwork(
-            styled_by * c.w_dim, c.resolution, c.channels, painted + 1, c.conv_clamp
+            styled_by * c.w_dim,
+            c.resolution,
+            c.channels,
+            CANONICAL_CHANNELS if c.face3d else painted + 1,
+            c.conv_clamp,
+        )
+        self.face = (
+            FaceLayer(
+                c.w_dim,
+                c.resolution,
+                c.light,
+                c.camera_distance,
+                c.pivot,
+                c.symmetric,
+                c.binary_alpha,
+                c.learned_depth,
+            )
+            if c.face3d
+            else None
         )
         self.shading = LambertianShading(c.w_dim) if c.shading else None
         self.pose_warp = PoseWarp(c.w_dim, c.resolution) if c.pose_warp else None
@@ -110,7 +129,39 @@ class Generator(nn.Module):
         assert_shape(codes.background, [n, c.w_dim], "background code")
         pose = self.trajectory_styles("pose", codes.pose, t)
         lighting = self.trajectory_styles("lighting", codes.lighting, t)
-        return self.synthesize(codes.identity, pose, lighting, codes.background, layers)
+        settings = self.settings(codes, t)
+        return self.synthesize(codes.identity, pose, lighting, codes.background, layers, settings)
+
+    def physical_values(self, codes: Codes, t) -> dict[str, torch.Tensor]:
+        """The face layer's pose angles (degrees) and light parameters at times t: name -> [N, T], with what
+        the codes set (Codes.with_pose / with_light) in place of the heads' readings."""
+        if self.face is None:
+            raise ValueError(
+                "this generator has no face layer (generator.face3d): its pose and light have no"
+                " physical values"
+            )
+        t = batch_times(t, len(codes), codes.identity.device)
+        values = {
+            **self.face.pose_values(self.trajectory_styles("pose", codes.pose, t)),
+            **self.face.light_values(self.trajectory_styles("lighting", codes.lighting, t)),
+        }
+        for name, value in (self.settings(codes, t) or {}).items():
+            values[name] = torch.where(torch.isnan(value), values[name], value)
+        return {k: v for k, v in values.items() if v.ndim == 2}
+
+    def settings(self, codes: Codes, t: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """The physical values the codes set (Codes.with_pose / with_light) at times t [N, T]: name -> [N, T]
+        (NaN where a video keeps the value its code gives); None when none are set."""
+        values = {}
+        for trajectory in (codes.pose, codes.lighting):
+            times = trajectory.times(t)
+            values.update({name: keys.at(times) for name, keys in trajectory.settings.items()})
+        if values and self.face is None:
+            raise ValueError(
+                f"the codes set {sorted(values)}, but this generator has no face layer (generator.face3d):"
+                " its pose and light have no physical values; edit its codes by seeds instead"
+            )
+        return values or None
 
     def synthesize(
         self,
@@ -119,12 +170,19 @@ class Generator(nn.Module):
         lighting: torch.Tensor,
         background_w: torch.Tensor,
         layers: bool = False,
+        settings: dict[str, torch.Tensor] | None = None,
     ):
         """Frames [N, T, 3, R, R] from styles: identity and background [N, w_dim], pose and lighting
-        [N, T, w_dim] (what the mappings give at T times; the encoder predicts these)."""
+        [N, T, w_dim] (what the mappings give at T times; the encoder predicts these).
+
+        settings: physical values [N, T] (degrees, light parameters) that replace those the face layer
+        reads from the styles, NaN where a video keeps its own.
+        """
         n, steps = pose.shape[:2]
         assert_shape(lighting, [n, steps, self.config.w_dim], "lighting styles")
         background = self.background_synthesis(background_w)  # once per video
+        if self.face is not None:
+            return self._face_frames(identity, pose, lighting, background, layers, settings)
         fg = self._foreground(identity, pose, lighting)  # [N * T, C + 1, R, R]
         painted, alpha = fg[:, :-1], torch.sigmoid(fg[:, -1:])
         parts = {}
@@ -138,6 +196,26 @@ class Generator(nn.Module):
             parts.update({"foreground": rgb, "alpha": alpha, "background": background})
             return frames, {**parts, "pose": pose, "lighting": lighting}
         return frames
+
+    def _face_frames(self, identity, pose, lighting, background, layers, settings):
+        n, steps = pose.shape[:2]
+        canonical = self.foreground_synthesis(identity)  # once per video, facing the camera
+        rgb, alpha, values = self.face(canonical, pose, lighting, settings)
+        rgb = rgb.reshape(n, steps, *rgb.shape[1:])
+        alpha = alpha.reshape(n, steps, *alpha.shape[1:])
+        frames = torch.lerp(background[:, None], rgb.to(background.dtype), alpha.to(background.dtype))
+        if not layers:
+            return frames
+        parts = {
+            "foreground": rgb,
+            "alpha": alpha,
+            "background": background,
+            "pose": pose,
+            "lighting": lighting,
+        }
+        parts["canonical"] = self.face.canonical(canonical)
+        parts["values"] = values
+        return frames, parts
 
     def _foreground(self, identity: torch.Tensor, pose: torch.Tensor, lighting: torch.Tensor) -> torch.Tensor:
         """The foreground layers of every frame [N * T, C + 1, R, R]: painted channels, then alpha's logit."""

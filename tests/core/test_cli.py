@@ -30,6 +30,18 @@ LEGAL = {
     ("animate", "--motion-seed", "zero"): "seed 0 is a seed like any other",
     ("animate", "--background-seed", "zero"): "seed 0 is a seed like any other",
     ("studio", "--port", "zero"): "port 0 asks the system for any free port",
+    ("edit", "--seeds", "zero"): "seed 0 is a seed like any other",
+    **{
+        ("edit", option, case): "0 and negative are angles or light values like any other; each is checked"
+        " against the loaded model's range (cli._check_controls)"
+        for option in (
+            "--yaw",
+            "--pitch",
+            "--roll",
+            *(f"--light-{n}" for n in ("azimuth", "elevation", "intensity", "ambient", "warmth", "strength")),
+        )
+        for case in ("zero", "negative")
+    },
     ("generate", "--seeds", "zero"): "seed 0 is a seed like any other",
     **{(job, "--workers", "zero"): "0 loads the data in the training process" for job in ("train", "demo")},
     ("train", "--r1-gamma", "zero"): "0 turns the R1 penalty off",

@@ -1,0 +1,326 @@
+"""The 3D-aware face layer: a canonical symmetric face, turned in 3D by the pose, lit by a physical light.
+
+With `GeneratorConfig.face3d` the identity code paints, once per video and facing the camera, a head
+(albedo, depth, silhouette) and a body (the same three; it does not turn, as a neck and shoulders stay
+while the head turns). The pose code gives yaw, pitch and roll in degrees through a bounded head; the
+canonical head is reprojected by that rotation with perspective and occlusion by marching each pixel's
+ray through the depth map (grid_sample, so it runs wherever torch does). The lighting code gives a
+physical light (the synthetic renderer's family or low-order spherical harmonics) whose parameters live
+in bounded physical ranges, so it cannot be dimmed away and its energy moved into the albedo. The
+silhouettes are binary in the forward pass (a straight-through estimator passes the sigmoid's gradient),
+so a frame's alpha is opaque inside the head and soft only along its one-pixel antialiased edge.
+
+Coordinates: x to the image's right, y up, z towards the camera, in half frame widths; the camera sits
+at (0, 0, camera_distance) looking along -z, and the head turns about `pivot`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylevid.networks.layers import FullyConnected
+from stylevid.shapes import assert_shape
+
+POSE_NAMES = ("yaw", "pitch", "roll")
+# The head's angles are bounded at about 1.5 times the synthetic data's range (yaw +-46, pitch +-20,
+# roll +-14 degrees): wide enough for real footage, and a turn can never wrap round.
+POSE_LIMITS = {"yaw": (-70.0, 70.0), "pitch": (-35.0, 35.0), "roll": (-30.0, 30.0)}
+# The synthetic renderer's light family (stylevid/data/synthetic/shade.py) in the generator's units:
+# each parameter within a physical range a little wider than the data's, so the light can neither
+# vanish (its energy moved into the albedo) nor grow without bound.
+RENDERER_LIGHT_LIMITS = {
+    "azimuth": (-80.0, 80.0),  # degrees, > 0: light from the image's right
+    "elevation": (-30.0, 60.0),  # degrees, > 0: from above
+    "intensity": (0.5, 1.6),  # of the key light
+    "ambient": (0.1, 0.55),
+    "warmth": (-1.2, 1.2),  # -1 bluish ... +1 orange
+}
+# Real faces: second-order spherical harmonics with the constant term fixed to 1 (the light's total is
+# fixed: a brighter face is a brighter albedo), a dominant direction and its strength, the second-order
+# terms bounded, and a colour.
+SH_LIGHT_LIMITS = {
+    "azimuth": (-80.0, 80.0),
+    "elevation": (-45.0, 60.0),
+    "strength": (0.0, 1.0),  # first-order energy relative to the constant term
+}
+WRAP = 0.15  # the renderer's wrap-around of the diffuse term, as through skin
+WARMTH_GAINS = (0.25, 0.03, -0.3)  # the renderer's RGB gain per unit of warmth
+SKY = (0.7, 0.3)  # the renderer's ambient: 0.7 + 0.3 * n_y (mostly from above)
+MARCH_STEPS = 32  # samples along each ray through the depth range
+DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
+DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
+DOME_WIDTH = 0.55
+DEPTH_SCALE = 0.4
+CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
+
+
+def rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """Head-to-camera rotations [..., 3, 3] from angles in radians: nod (pitch) first, then turn, then tilt.
+
+    yaw > 0 turns the nose to the image's right, pitch > 0 lifts it, roll > 0 tilts the head
+    counter-clockwise on screen: the synthetic renderer's convention (data/synthetic/head.py).
+    """
+    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
+    cy, sy, cp, sp, cr, sr = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin(), roll.cos(), roll.sin()
+    shape = (*yaw.shape, 3, 3)
+    turn = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(shape)
+    nod = torch.stack([one, zero, zero, zero, cp, sp, zero, -sp, cp], -1).reshape(shape)
+    tilt = torch.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).reshape(shape)
+    return tilt @ turn @ nod
+
+
+def _bounded(raw: torch.Tensor, limits: tuple[float, float]) -> torch.Tensor:
+    low, high = limits
+    return low + (high - low) * torch.sigmoid(raw)
+
+
+def _symmetric(x: torch.Tensor) -> torch.Tensor:
+    """The mirror-symmetric part of images [B, C, H, W]: the same left and right, by construction."""
+    return (x + x.flip(-1)) / 2
+
+
+def binary(logit: torch.Tensor) -> torch.Tensor:
+    """A silhouette in {0, 1} in the forward pass, with the sigmoid's gradient (straight through)."""
+    soft = torch.sigmoid(logit)
+    return soft + ((logit > 0).to(soft.dtype) - soft).detach()
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """x [B, 3, H, W] scaled to unit length along dim 1 (F.normalize's strided norm is slow on the CPU)."""
+    return x * x.square().sum(1, keepdim=True).clamp_min(1e-12).rsqrt()
+
+
+def normals_of(depth: torch.Tensor) -> torch.Tensor:
+    """Unit normals [B, 3, H, W] (x right, y up, z to the camera) of a depth map [B, 1, H, W] on [-1, 1]²."""
+    step = 2 / depth.shape[-1]
+    padded = F.pad(depth, (1, 1, 1, 1), mode="replicate")
+    dx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / (2 * step)
+    dy = (padded[..., :-2, 1:-1] - padded[..., 2:, 1:-1]) / (2 * step)  # rows run down, y up
+    return unit(torch.cat([-dx, -dy, torch.ones_like(dx)], dim=1))
+
+
+class RendererLight(nn.Module):
+    """Lighting styles [B, w] -> the synthetic renderer's light (azimuth, elevation in degrees, intensity,
+    ambient, warmth), and its shading of albedo and normals."""
+
+    names = tuple(RENDERER_LIGHT_LIMITS)
+    limits = RENDERER_LIGHT_LIMITS
+
+    def __init__(self, w_dim: int):
+        super().__init__()
+        self.head = FullyConnected(w_dim, len(self.names))
+        self.register_buffer("gains", torch.tensor(WARMTH_GAINS), persistent=False)
+
+    def values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        raw = self.head(w.float())
+        return {name: _bounded(raw[:, i], self.limits[name]) for i, name in enumerate(self.names)}
+
+    def shade(
+        self, albedo: torch.Tensor, normal: torch.Tensor, light: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """albedo [B, 3, H, W] in [0, 1], unit normals [B, 3, H, W] -> sRGB [B, 3, H, W] in [0, 1]."""
+        az, el = torch.deg2rad(light["azimuth"]), torch.deg2rad(light["elevation"])
+        direction = torch.stack([az.sin() * el.cos(), el.sin(), az.cos() * el.cos()], 1)[..., None, None]
+        cos = (normal * direction).sum(1, keepdim=True)
+        diffuse = ((cos + WRAP) / (1 + WRAP)).clamp(0, 1)
+        sky = light["ambient"][:, None, None, None] * (SKY[0] + SKY[1] * normal[:, 1:2])
+        energy = sky + light["intensity"][:, None, None, None] * diffuse
+        gains = 1 + light["warmth"][:, None, None, None] * self.gains[:, None, None]
+        # Gamma 2 as the renderer: light adds in linear RGB (the albedo squared), then the square root.
+        return (energy * albedo.square() * gains).clamp(1e-4, 1).sqrt()
+
+
+class SphericalHarmonicsLight(nn.Module):
+    """Lighting styles [B, w] -> a second-order spherical-harmonics light for real faces.
+
+    The constant term is 1: how bright a face is belongs to its albedo, how the light falls across it
+    to the lighting code. Named values: azimuth and elevation (degrees) and strength of the first-order
+    (directional) part; the five second-order terms and an RGB colour are bounded but not named.
+    """
+
+    names = tuple(SH_LIGHT_LIMITS)
+    limits = SH_LIGHT_LIMITS
+
+    def __init__(self, w_dim: int):
+        super().__init__()
+        self.head = FullyConnected(w_dim, 3 + 5 + 3)
+
+    def values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        raw = self.head(w.float())
+        out = {name: _bounded(raw[:, i], self.limits[name]) for i, name in enumerate(self.names)}
+        out["second_order"] = 0.3 * torch.tanh(raw[:, 3:8])
+        out["colour"] = torch.exp(0.2 * torch.tanh(raw[:, 8:11]))
+        return out
+
+    def shade(
+        self, albedo: torch.Tensor, normal: torch.Tensor, light: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        az, el = torch.deg2rad(light["azimuth"]), torch.deg2rad(light["elevation"])
+        direction = torch.stack([az.sin() * el.cos(), el.sin(), az.cos() * el.cos()], 1)[..., None, None]
+        x, y, z = normal.unbind(1)
+        second = torch.stack([x * y, y * z, 3 * z * z - 1, x * z, x * x - y * y], 1)
+        energy = (
+            1
+            + light["strength"][:, None, None, None] * (normal * direction).sum(1, keepdim=True)
+            + (light["second_order"][:, :, None, None] * second).sum(1, keepdim=True)
+        )
+        rgb = albedo * energy.clamp_min(0) * light["colour"][:, :, None, None]
+        return rgb.clamp(0, 1)
+
+
+LIGHTS = {"renderer": RendererLight, "sh": SphericalHarmonicsLight}
+
+
+class FaceLayer(nn.Module):
+    """Canonical layers [N, 10, R, R] (per video) + pose and lighting styles [N, T, w] -> foreground.
+
+    Returns the lit foreground [N * T, 3, R, R] in [-1, 1], its alpha [N * T, 1, R, R] and the physical
+    values of every frame (pose angles in degrees, light parameters) as [N, T] tensors.
+    """
+
+    def __init__(
+        self,
+        w_dim: int,
+        resolution: int,
+        light: str = "renderer",
+        camera_distance: float = 16 / 3,
+        pivot: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        symmetric: bool = True,
+        binary_alpha: bool = True,
+        learned_depth: bool = True,
+    ):
+        super().__init__()
+        if light not in LIGHTS:
+            raise ValueError(f"generator.light={light!r}; choose one of {', '.join(LIGHTS)}")
+        self.w_dim, self.resolution, self.camera_distance = w_dim, resolution, float(camera_distance)
+        self.symmetric, self.binary_alpha, self.learned_depth = symmetric, binary_alpha, learned_depth
+        self.pose_head = FullyConnected(w_dim, len(POSE_NAMES))
+        self.light = LIGHTS[light](w_dim)
+        axis = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
+        y, x = torch.meshgrid(-axis, axis, indexing="ij")  # rows run down, y up
+        self.register_buffer("xy", torch.stack([x, y], dim=-1), persistent=False)  # [R, R, 2]
+        self.register_buffer("pivot", torch.tensor(pivot, dtype=torch.float32), persistent=False)
+        dome = DOME_HEIGHT * torch.exp(-((x - pivot[0]) ** 2 + (y - pivot[1]) ** 2) / DOME_WIDTH)
+        self.register_buffer("dome", dome[None, None], persistent=False)
+
+    @property
+    def light_names(self) -> tuple[str, ...]:
+        return self.light.names
+
+    def pose_values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pose styles [..., w] -> yaw, pitch, roll in degrees, each [...]."""
+        raw = self.pose_head(w.float())
+        return {name: _bounded(raw[..., i], POSE_LIMITS[name]) for i, name in enumerate(POSE_NAMES)}
+
+    def light_values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Lighting styles [..., w] -> the light's parameters, each [...] (and unnamed extras)."""
+        lead = w.shape[:-1]
+        values = self.light.values(w.reshape(-1, w.shape[-1]))
+        return {k: v.reshape(*lead, *v.shape[1:]) for k, v in values.items()}
+
+    def canonical(self, layers: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The painted layers [N, 10, R, R] as named maps: albedo in [0, 1], depth, silhouettes, normals."""
+        assert_shape(layers, [None, CANONICAL_CHANNELS, self.resolution, self.resolution], "canonical layers")
+        layers = layers.float()
+        if self.symmetric:
+            layers = _symmetric(layers)
+        mask = binary if self.binary_alpha else torch.sigmoid
+        out = {}
+        for part, c in (("head", layers[:, :5]), ("body", layers[:, 5:])):
+            depth = self.dome if part == "head" else torch.zeros_like(self.dome)
+            if self.learned_depth or part == "body":
+                depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4])
+            out[f"{part}_albedo"] = torch.sigmoid(c[:, :3])
+            out[f"{part}_depth"] = depth.expand(len(c), -1, -1, -1)
+            out[f"{part}_alpha"] = mask(c[:, 4:5])
+            out[f"{part}_normal"] = normals_of(out[f"{part}_depth"])
+        return out
+
+    def turn(
+        self, maps: torch.Tensor, depth: torch.Tensor, rot: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reproject canonical maps [B, C, R, R] with depth [B, 1, R, R] by rotations [B, 3, 3].
+
+        Each pixel's ray is marched front to back; the first sample behind the surface and the one
+        before it bracket the hit, found by linear interpolation. Returns the maps at the hit
+        [B, C, R, R] and whether the ray hit [B, 1, R, R] (0 where it passed behind the whole range).
+        """
+        b, r, d = len(rot), self.resolution, self.camera_distance
+        flip = torch.tensor([1.0, -1.0], device=rot.device)  # grid_sample's y runs down
+
+        def lookup(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Samples at depths z [..., R, R] of each pixel's ray: their map positions and how far in
+            front of the surface they lie (< 0: behind), both in the canonical head's frame."""
+            scale = ((d - z) / d)[..., None]  # a ray through pixel (x, y) passes (x, y) * scale at depth z
+            points = torch.cat([self.xy * scale, z[..., None]], -1) - self.pivot
+            lead = points.shape[1:-1]
+            # Turned back about the pivot: R^T (p - pivot) + pivot.
+            canonical = (points.reshape(b, -1, 3) @ rot).reshape(b, *lead, 3) + self.pivot
+            # The canonical maps are the frontal camera's view: a point's map position is its projection.
+            seen = canonical[..., :2] * (d / (d - canonical[..., 2:]))
+            surface = F.grid_sample(
+                depth,
+                (seen * flip).reshape(b, -1, r, 2),
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=False,
+            ).reshape(b, *lead)
+            return seen, canonical[..., 2] - surface
+
+        # March without gradients to find, per pixel, the first step from in front of the surface to
+        # behind it; then only the two samples around that step are looked up again, with gradients.
+        steps = torch.linspace(DEPTH_RANGE, -DEPTH_RANGE, MARCH_STEPS, device=rot.device)
+        with torch.no_grad():
+            _, gap = lookup(steps[None, :, None, None].expand(b, -1, r, r).to(depth.dtype))
+            crossing = (gap[:, :-1] > 0) & (gap[:, 1:] <= 0)  # [B, K-1, R, R]
+            hit = crossing.any(1, keepdim=True)
+            index = torch.where(hit[:, 0], crossing.to(torch.uint8).argmax(1), MARCH_STEPS - 2)
+        seen_a, gap_a = lookup(steps[index])
+        seen_b, gap_b = lookup(steps[index + 1])
+        share = (gap_a / (gap_a - gap_b).clamp_min(1e-6)).clamp(0, 1)[..., None]  # [B, R, R, 1]
+        # A ray that never reaches the surface looks at the back of the range (masked out by `hit`).
+        position = torch.where(hit[:, 0, ..., None], seen_a + share * (seen_b - seen_a), seen_b)
+        out = F.grid_sample(
+            maps, position * flip, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        return out, hit.to(out.dtype)
+
+    def forward(
+        self,
+        layers: torch.Tensor,
+        pose: torch.Tensor,
+        lighting: torch.Tensor,
+        settings: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """layers [N, 10, R, R], pose and lighting styles [N, T, w]; settings: physical values [N, T]
+        that replace the heads' (NaN where a video keeps its own)."""
+        n, steps = pose.shape[:2]
+        assert_shape(pose, [len(layers), None, self.w_dim], "pose styles")
+        assert_shape(lighting, [n, steps, self.w_dim], "lighting styles")
+        values = {**self.pose_values(pose), **self.light_values(lighting)}
+        for name, value in (settings or {}).items():
+            if name not in values or name in ("second_order", "colour"):
+                known = ", ".join((*POSE_NAMES, *self.light_names))
+                raise ValueError(f"{name!r} is not a pose or light value of this generator; it has {known}")
+            values[name] = torch.where(torch.isnan(value), values[name], value.to(values[name].dtype))
+        canon = self.canonical(layers)
+        frames = lambda x: x[:, None].expand(-1, steps, *x.shape[1:]).reshape(n * steps, *x.shape[1:])  # noqa: E731
+        rot = rotation(*(torch.deg2rad(values[k]).reshape(-1) for k in POSE_NAMES))  # [N * T, 3, 3]
+        maps = torch.cat([canon["head_albedo"], canon["head_alpha"], canon["head_normal"]], 1)
+        # Only the head occludes: outside its silhouette the depth drops behind the range, so paint
+        # there (which no frame shows) can never hide the face.
+        occluding = torch.lerp(
+            torch.full_like(canon["head_depth"], -2 * DEPTH_RANGE), canon["head_depth"], canon["head_alpha"]
+        )
+        turned, hit = self.turn(frames(maps), frames(occluding), rot)
+        head_albedo, head_alpha = turned[:, :3], turned[:, 3:4] * hit
+        head_normal = unit(torch.einsum("bij,bjhw->bihw", rot, turned[:, 4:7]))
+        body_alpha = frames(canon["body_alpha"])
+        albedo = torch.lerp(frames(canon["body_albedo"]), head_albedo, head_alpha)
+        normal = unit(torch.lerp(frames(canon["body_normal"]), head_normal, head_alpha))
+        light = {k: v.reshape(n * steps, *v.shape[2:]) for k, v in values.items() if k not in POSE_NAMES}
+        rgb = self.light.shade(albedo, normal, light) * 2 - 1
+        alpha = head_alpha + (1 - head_alpha) * body_alpha
+        return rgb, alpha, values

@@ -1,0 +1,308 @@
+"""The 3D-aware face layer (networks/face3d.py): symmetry, reprojection against the synthetic renderer's own
+head, the light against a per-pixel loop, factors that cannot reach each other's values, and the controls."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stylevid.codes import Codes
+from stylevid.codes_file import load_codes, save_codes
+from stylevid.config import GeneratorConfig
+from stylevid.data.synthetic.factors import sample_factors
+from stylevid.data.synthetic.head import face_of
+from stylevid.data.synthetic.head import rotation as renderer_rotation
+from stylevid.data.synthetic.trace import CAMERA, SURFACES, VIEW_HALF, camera_rays, place, trace
+from stylevid.networks import Generator
+from stylevid.networks.face3d import CANONICAL_CHANNELS, FaceLayer, RendererLight, rotation
+
+R = 64
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    torch.manual_seed(0)
+    config = GeneratorConfig(
+        resolution=32,
+        z_dim=16,
+        motion_dim=8,
+        w_dim=32,
+        mapping_layers=1,
+        motion_layers=1,
+        channel_base=256,
+        channel_max=16,
+        face3d=True,
+        pivot=(0.0, 0.1, 0.0),
+    )
+    return Generator(config).eval().requires_grad_(False)
+
+
+def test_the_canonical_layers_are_mirror_symmetric_by_construction():
+    layer = FaceLayer(8, 16)
+    maps = layer.canonical(torch.randn(3, CANONICAL_CHANNELS, 16, 16))
+    for name in ("head_albedo", "head_depth", "head_alpha", "body_albedo", "body_depth", "body_alpha"):
+        assert torch.equal(maps[name], maps[name].flip(-1)), name
+    # A mirrored normal points the other way in x, and the same way in y and z.
+    normal = maps["head_normal"]
+    assert torch.allclose(normal[:, 0], -normal[:, 0].flip(-1), atol=1e-6)
+    assert torch.allclose(normal[:, 1:], normal[:, 1:].flip(-1), atol=1e-6)
+    # The ablation's switch really switches it off.
+    free = FaceLayer(8, 16, symmetric=False).canonical(torch.randn(1, CANONICAL_CHANNELS, 16, 16))
+    assert not torch.equal(free["head_albedo"], free["head_albedo"].flip(-1))
+
+
+def test_silhouettes_are_binary_and_pass_the_sigmoids_gradient():
+    logits = torch.randn(2, CANONICAL_CHANNELS, 8, 8, requires_grad=True)
+    alpha = FaceLayer(8, 8).canonical(logits)["head_alpha"]
+    assert set(alpha.unique().tolist()) <= {0.0, 1.0}
+    alpha.sum().backward()
+    assert logits.grad[:, 4].abs().min() > 0  # straight through: every logit gets the sigmoid's slope
+
+
+def _renderer_view(face, pose):
+    """The renderer's ray hits on the turned head at pose (radians): which pixels, and the head-space
+    point each shows [R, R, 3] (the head's own coordinates, so the same point of the face at any pose)."""
+    rays = camera_rays(R)
+    rot = renderer_rotation(*pose)
+    t, surface = trace(face, rot, rays, place(face, rot))
+    head = [i for i, s in enumerate(SURFACES) if s[3] == "head"]
+    hit = np.isin(surface, head)
+    n = np.flatnonzero(hit)
+    world = rays.points(t[n], n)
+    points = np.zeros((R * R, 3), np.float32)
+    points[n] = world @ rot  # world -> head space
+    depth = np.full(R * R, -2.0, np.float32)
+    depth[n] = world[:, 2] / VIEW_HALF  # in half frame widths
+    return hit.reshape(R, R), points.reshape(R, R, 3), depth.reshape(R, R)
+
+
+@pytest.mark.parametrize(
+    "pose", [(0.5, 0.0, 0.0), (-0.5, 0.0, 0.0), (0.0, 0.3, 0.0), (0.0, 0.0, 0.25), (0.6, -0.2, 0.15)]
+)
+def test_reprojection_matches_the_renderers_head_at_a_known_pose(pose):
+    """The oracle: the synthetic renderer traces the same head at the pose. Its frontal view gives the
+    canonical depth and, as the maps to turn, each pixel's head-space point; turned by our layer, each
+    pixel must show the point the renderer's ray hits at that pose."""
+    face = face_of(sample_factors(3, 2).identity)
+    hit0, points0, depth0 = _renderer_view(face, (0.0, 0.0, 0.0))
+    hit1, points1, _ = _renderer_view(face, pose)
+    layer = FaceLayer(8, R, camera_distance=8 / VIEW_HALF, pivot=(0.0, -float(CAMERA[1]) / VIEW_HALF, 0.0))
+    maps = torch.cat([torch.from_numpy(points0).permute(2, 0, 1), torch.from_numpy(hit0).float()[None]])[None]
+    rot = rotation(*(torch.tensor([a]) for a in pose))
+    out, hit = layer.turn(maps, torch.from_numpy(depth0)[None, None], rot)
+    ours = out[0, :3].permute(1, 2, 0).numpy()
+    shown = (out[0, 3].numpy() > 0.99) & (hit[0, 0].numpy() > 0)
+    both = hit1 & shown
+    # Sides of the head the frontal view never saw cannot be shown: most, not all, pixels agree.
+    assert both.sum() / (hit1 | shown).sum() > 0.85
+    error = np.linalg.norm(ours - points1, axis=-1)[both]
+    assert np.median(error) < 0.01  # head units: the head is about 1.6 wide
+    assert np.percentile(error, 75) < 0.05
+
+
+def test_at_rest_the_turn_shows_the_canonical_maps_unchanged():
+    layer = FaceLayer(8, 32, pivot=(0.0, 0.1, 0.0))
+    maps = torch.rand(2, 4, 32, 32)
+    depth = torch.full((2, 1, 32, 32), 0.3)
+    out, hit = layer.turn(maps, depth, torch.eye(3).expand(2, 3, 3))
+    assert hit.bool().all()
+    assert torch.allclose(out, maps, atol=1e-5)
+
+
+def test_the_renderer_light_matches_a_per_pixel_loop_of_the_renderers_formula():
+    from stylevid.data.synthetic import shade  # the renderer's own constants
+
+    light_net = RendererLight(4)
+    torch.manual_seed(1)
+    albedo = torch.rand(2, 3, 3, 4)
+    normal = torch.nn.functional.normalize(torch.randn(2, 3, 3, 4), dim=1)
+    light = {
+        "azimuth": torch.tensor([30.0, -60.0]),
+        "elevation": torch.tensor([20.0, -10.0]),
+        "intensity": torch.tensor([1.2, 0.8]),
+        "ambient": torch.tensor([0.3, 0.2]),
+        "warmth": torch.tensor([0.5, -1.0]),
+    }
+    ours = light_net.shade(albedo, normal, light)
+    for b in range(2):
+        az, el = math.radians(light["azimuth"][b]), math.radians(light["elevation"][b])
+        lx, ly, lz = math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)
+        for i in range(3):
+            for j in range(4):
+                n = normal[b, :, i, j].tolist()
+                cos = n[0] * lx + n[1] * ly + n[2] * lz
+                diffuse = min(max((cos + shade._WRAP) / (1 + shade._WRAP), 0), 1)
+                sky = float(light["ambient"][b]) * (0.7 + 0.3 * n[1])
+                for c in range(3):
+                    gain = 1 + float(light["warmth"][b]) * shade._WARMTH[c]
+                    energy = (sky + float(light["intensity"][b]) * diffuse) * float(albedo[b, c, i, j]) ** 2
+                    want = math.sqrt(min(max(energy * gain, 1e-4), 1))
+                    assert float(ours[b, c, i, j]) == pytest.approx(want, abs=1e-5)
+
+
+def test_light_values_stay_in_their_physical_ranges_however_large_the_code():
+    light = RendererLight(4)
+    values = light.values(1e4 * torch.randn(64, 4))
+    for name, (low, high) in light.limits.items():
+        assert values[name].min() >= low and values[name].max() <= high, name
+    assert light.limits["intensity"][0] > 0  # the light can never be dimmed away
+
+
+def _grads(generator, codes, t, names):
+    """Gradients of the named physical values w.r.t. each factor's styles."""
+    g = generator
+    tt = torch.as_tensor(t, dtype=torch.float32)[None].expand(len(codes), -1)
+    pose = g.trajectory_styles("pose", codes.pose, tt).detach().requires_grad_(True)
+    lighting = g.trajectory_styles("lighting", codes.lighting, tt).detach().requires_grad_(True)
+    identity = codes.identity.detach().clone().requires_grad_(True)
+    canonical = g.foreground_synthesis(identity)
+    _, _, values = g.face(canonical, pose, lighting)
+    total = sum(values[n].sum() for n in names)
+    return dict(
+        zip(
+            ("identity", "pose", "lighting"),
+            torch.autograd.grad(total, [identity, pose, lighting], allow_unused=True),
+            strict=True,
+        )
+    )
+
+
+def test_identity_and_lighting_cannot_change_the_pose_angles(generator):
+    grads = _grads(generator, generator.sample(3, 0, 8), [0.0, 3.0], ("yaw", "pitch", "roll"))
+    assert grads["pose"] is not None and grads["pose"].abs().sum() > 0
+    for factor in ("identity", "lighting"):
+        assert grads[factor] is None or torch.count_nonzero(grads[factor]) == 0, factor
+
+
+def test_pose_and_identity_cannot_change_the_light(generator):
+    names = ("azimuth", "elevation", "intensity", "ambient", "warmth")
+    grads = _grads(generator, generator.sample(3, 0, 8), [0.0, 3.0], names)
+    assert grads["lighting"] is not None and grads["lighting"].abs().sum() > 0
+    for factor in ("identity", "pose"):
+        assert grads[factor] is None or torch.count_nonzero(grads[factor]) == 0, factor
+
+
+def test_with_pose_and_with_light_set_what_the_generator_renders_and_reads_back(generator):
+    codes = generator.sample(2, 1, 16)
+    t = torch.tensor([0.0, 5.0, 10.0])
+    edited = codes.with_pose(yaw=30, roll=[-5, 5]).with_light(azimuth={0: -40, 10: 40})
+    values = generator.physical_values(edited, t)
+    assert torch.allclose(values["yaw"], torch.full((2, 3), 30.0))
+    assert torch.allclose(values["roll"], torch.tensor([[-5.0] * 3, [5.0] * 3]))
+    assert torch.allclose(values["azimuth"], torch.tensor([[-40.0, 0.0, 40.0]] * 2))
+    # What is not set is the code's own.
+    own = generator.physical_values(codes, t)
+    assert torch.equal(values["pitch"], own["pitch"]) and torch.equal(values["warmth"], own["warmth"])
+    # The frames really are rendered at that pose: setting the code's own yaw changes nothing.
+    same = codes.with_pose(yaw=own["yaw"][:, :1].reshape(-1))
+    frames = generator(codes, t[:1])
+    assert torch.allclose(generator(same, t[:1]), frames, atol=1e-5)
+    assert not torch.allclose(generator(edited, t[:1]), frames, atol=1e-3)
+    with pytest.raises(ValueError, match="strength"):
+        generator(codes.with_light(strength=0.5), t)  # the renderer's light has no strength
+
+
+def test_keyframes_are_linear_between_and_held_outside_like_numpy_interp(generator):
+    codes = generator.sample(1, 0, 64).with_pose(yaw={10: -40, 30: 40, 50: 0})
+    t = torch.tensor([0.0, 10, 15, 30, 41, 50, 63])
+    got = generator.physical_values(codes, t)["yaw"][0]
+    want = np.interp(t.numpy(), [10, 30, 50], [-40, 40, 0])
+    assert np.allclose(got.numpy(), want, atol=1e-5)
+
+
+def test_settings_survive_indexing_concatenation_and_a_codes_file(generator, tmp_path):
+    codes = generator.sample(3, 2, 16).with_pose(yaw={0: -20, 15: 20}).with_light(warmth=0.5)
+    t = torch.arange(4.0)
+    want = generator.physical_values(codes, t)
+    back = load_codes(save_codes(tmp_path / "c.safetensors", codes))
+    got = generator.physical_values(back, t)
+    for name in ("yaw", "warmth"):
+        assert torch.equal(got[name], want[name])
+    joined = Codes.cat([codes[0], generator.sample(1, 9, 16)])  # one video without settings keeps its own
+    values = generator.physical_values(joined, t)
+    assert torch.equal(values["yaw"][0], want["yaw"][0])
+    alone = generator.physical_values(generator.sample(1, 9, 16), t)["yaw"][0]
+    assert torch.allclose(values["yaw"][1], alone, atol=1e-5)  # a batch of 2 sums in another order
+    assert torch.equal(generator.physical_values(codes[1:], t)["warmth"], want["warmth"][1:])
+
+
+def test_bad_settings_are_named():
+    from tests.tiny import tiny_config
+
+    plain = Generator(tiny_config().generator)
+    codes = plain.sample(2, 0, 8)
+    with pytest.raises(ValueError, match="unknown values"):
+        codes.with_pose(jaw=3)
+    with pytest.raises(ValueError, match="3 values for 2 videos"):
+        codes.with_pose(yaw=[1, 2, 3])
+    with pytest.raises(ValueError, match="finite"):
+        codes.with_pose(yaw=float("nan"))
+    with pytest.raises(ValueError, match="no face layer"):
+        plain(codes.with_pose(yaw=10), 2)
+
+
+def test_the_face_layer_replaces_the_older_priors():
+    with pytest.raises(ValueError, match="replaces"):
+        GeneratorConfig(face3d=True, shading=True)
+    with pytest.raises(ValueError, match="light"):
+        GeneratorConfig(face3d=True, light="sun")
+
+
+def test_a_spherical_harmonics_face_layer_renders_and_learns():
+    config = dataclasses.replace(
+        GeneratorConfig(resolution=16, z_dim=8, motion_dim=4, w_dim=8, channel_base=64, channel_max=8),
+        face3d=True,
+        light="sh",
+    )
+    g = Generator(config)
+    frames = g(g.sample(2, 0, 4), 2)
+    assert frames.shape == (2, 2, 3, 16, 16) and torch.isfinite(frames).all()
+    frames.square().mean().backward()
+    assert all(p.grad is not None for n, p in g.named_parameters() if n.startswith(("face", "foreground")))
+
+
+def test_edit_sets_yaw_and_light_from_the_command_line_and_refuses_a_model_without_them(generator, tmp_path):
+    from PIL import Image
+
+    from stylevid import cli
+    from stylevid.api import VideoGenerator
+    from stylevid.config import DiscriminatorConfig, ModelConfig
+    from stylevid.options import UsageError
+    from tests.tiny import tiny_config
+
+    model = ModelConfig(generator.config, DiscriminatorConfig(resolution=32, fuse_resolution=8))
+    network = VideoGenerator(generator, model).save(tmp_path / "face.safetensors")
+    out = tmp_path / "sheet.png"
+    argv = [
+        "edit",
+        "--network",
+        str(network),
+        "--frames",
+        "3",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert cli.main([*argv, "--yaw=-40:40", "--light-azimuth", "30"]) == 0
+    sheet = np.asarray(Image.open(out))
+    # One row of frames per video: the originals, then the same videos turned and relit.
+    rows = [sheet[k * 34 : k * 34 + 32] for k in range(4)]  # 32-pixel rows, 2 pixels apart
+    assert sheet.shape[0] == 4 * 32 + 3 * 2
+    assert not np.array_equal(rows[0], rows[2]) and not np.array_equal(rows[1], rows[3])
+    assert not np.array_equal(rows[0], rows[1])
+    gen = VideoGenerator(generator)
+    edited = gen.sample(1, 0, 3).with_pose(yaw={0: -40, 2: 40})
+    assert torch.allclose(gen.pose_angles(edited, 3)["yaw"], torch.tensor([[-40.0, 0.0, 40.0]]))
+    with pytest.raises(UsageError, match="--yaw 100 is outside -70..70 degrees"):
+        cli.main([*argv, "--yaw", "100"])
+    plain = VideoGenerator(Generator(tiny_config().generator), tiny_config()).save(
+        tmp_path / "plain.safetensors"
+    )
+    with pytest.raises(UsageError, match="no face layer"):
+        cli.main(["edit", "--network", str(plain), "--frames", "3", "--out", str(out), "--yaw", "10"])
