@@ -48,7 +48,8 @@ SH_LIGHT_LIMITS = {
 WRAP = 0.15  # the renderer's wrap-around of the diffuse term, as through skin
 WARMTH_GAINS = (0.25, 0.03, -0.3)  # the renderer's RGB gain per unit of warmth
 SKY = (0.7, 0.3)  # the renderer's ambient: 0.7 + 0.3 * n_y (mostly from above)
-MARCH_STEPS = 32  # samples along each ray through the depth range
+MARCH_STEPS = 16  # samples along each ray through the depth range
+REFINE_STEPS = 2  # false-position steps that narrow the bracket of the first hit
 DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
 DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
 DOME_WIDTH = 0.55
@@ -250,35 +251,54 @@ class FaceLayer(nn.Module):
         b, r, d = len(rot), self.resolution, self.camera_distance
         flip = torch.tensor([1.0, -1.0], device=rot.device)  # grid_sample's y runs down
 
+        # Along a pixel's ray the point at depth z is p(z) = (x, y, 0) (d - z) / d + (0, 0, z): linear in z,
+        # and so is its position in the canonical head's frame, turned back about the pivot:
+        # R^T (p(z) - pivot) + pivot = start + z * slope, both [B, R, R] per component.
+        xy0 = torch.cat([self.xy, torch.zeros_like(self.xy[..., :1])], -1)  # [R, R, 3]
+        direction = torch.cat([-self.xy / d, torch.ones_like(self.xy[..., :1])], -1)
+        start = ((xy0 - self.pivot).reshape(1, -1, 3) @ rot).reshape(b, r, r, 3) + self.pivot
+        slope = (direction.reshape(1, -1, 3) @ rot).reshape(b, r, r, 3)
+        start, slope = start.unbind(-1), slope.unbind(-1)
+
         def lookup(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            """Samples at depths z [..., R, R] of each pixel's ray: their map positions and how far in
-            front of the surface they lie (< 0: behind), both in the canonical head's frame."""
-            scale = ((d - z) / d)[..., None]  # a ray through pixel (x, y) passes (x, y) * scale at depth z
-            points = torch.cat([self.xy * scale, z[..., None]], -1) - self.pivot
-            lead = points.shape[1:-1]
-            # Turned back about the pivot: R^T (p - pivot) + pivot.
-            canonical = (points.reshape(b, -1, 3) @ rot).reshape(b, *lead, 3) + self.pivot
+            """Samples at depths z [B, R, R] or [B, K, R, R] of each pixel's ray: their map positions
+            [..., 2] and how far in front of the surface they lie (< 0: behind)."""
+            at = (lambda c: c[:, None]) if z.ndim == 4 else (lambda c: c)  # noqa: E731
+            x, y, depth_z = (at(s) + z * at(k) for s, k in zip(start, slope, strict=True))
             # The canonical maps are the frontal camera's view: a point's map position is its projection.
-            seen = canonical[..., :2] * (d / (d - canonical[..., 2:]))
+            perspective = d / (d - depth_z)
+            seen = torch.stack([x * perspective, y * perspective], -1)
             surface = F.grid_sample(
                 depth,
                 (seen * flip).reshape(b, -1, r, 2),
                 mode="bilinear",
                 padding_mode="border",
                 align_corners=False,
-            ).reshape(b, *lead)
-            return seen, canonical[..., 2] - surface
+            ).reshape(z.shape)
+            return seen, depth_z - surface
 
         # March without gradients to find, per pixel, the first step from in front of the surface to
-        # behind it; then only the two samples around that step are looked up again, with gradients.
-        steps = torch.linspace(DEPTH_RANGE, -DEPTH_RANGE, MARCH_STEPS, device=rot.device)
+        # behind it, narrow that bracket by false position; then only its two ends are looked up again,
+        # with gradients.
+        steps = torch.linspace(DEPTH_RANGE, -DEPTH_RANGE, MARCH_STEPS, device=rot.device, dtype=depth.dtype)
         with torch.no_grad():
-            _, gap = lookup(steps[None, :, None, None].expand(b, -1, r, r).to(depth.dtype))
+            _, gap = lookup(steps[None, :, None, None].expand(b, -1, r, r))
             crossing = (gap[:, :-1] > 0) & (gap[:, 1:] <= 0)  # [B, K-1, R, R]
-            hit = crossing.any(1, keepdim=True)
-            index = torch.where(hit[:, 0], crossing.to(torch.uint8).argmax(1), MARCH_STEPS - 2)
-        seen_a, gap_a = lookup(steps[index])
-        seen_b, gap_b = lookup(steps[index + 1])
+            # The first crossing's step (argmax over a bool dimension is slow on the CPU); K-1 if none.
+            ks = torch.arange(MARCH_STEPS - 1, device=rot.device)[:, None, None]
+            index = torch.where(crossing, ks, MARCH_STEPS - 1).amin(1)
+            hit = (index < MARCH_STEPS - 1)[:, None]
+            index = index.clamp_max(MARCH_STEPS - 2)
+            z_a, z_b = steps[index], steps[index + 1]
+            gap_a, gap_b = gap.gather(1, index[:, None])[:, 0], gap.gather(1, index[:, None] + 1)[:, 0]
+            for _ in range(REFINE_STEPS):
+                z_c = z_a + gap_a / (gap_a - gap_b).clamp_min(1e-6) * (z_b - z_a)
+                _, gap_c = lookup(z_c)
+                front = gap_c > 0
+                z_a, gap_a = torch.where(front, z_c, z_a), torch.where(front, gap_c, gap_a)
+                z_b, gap_b = torch.where(front, z_b, z_c), torch.where(front, gap_b, gap_c)
+        seen_a, gap_a = lookup(z_a)
+        seen_b, gap_b = lookup(z_b)
         share = (gap_a / (gap_a - gap_b).clamp_min(1e-6)).clamp(0, 1)[..., None]  # [B, R, R, 1]
         # A ray that never reaches the surface looks at the back of the range (masked out by `hit`).
         position = torch.where(hit[:, 0, ..., None], seen_a + share * (seen_b - seen_a), seen_b)
