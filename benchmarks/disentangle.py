@@ -3,8 +3,9 @@
     python benchmarks/disentangle.py [--minutes 5] [--variants full,no_keep,...] [--out build/ablation]
 
 Every variant starts from the synth64 preset (the `make demo` recipe) with one part taken away:
-a pair term (keep / move / contrast), the teacher (no pair terms at all), or a structural prior
-(shading, pose_warp). Each trains for --minutes of wall time on the demo's synthetic dataset and
+a pair term (keep / move / contrast), the teacher (no pair terms at all), or one prior of the face
+layer (symmetric canonical layers, binary silhouettes, learned depth), or the face layer itself
+(`old_priors`: the earlier 2-D priors, shading and pose_warp, in its place). Each trains for --minutes of wall time on the demo's synthetic dataset and
 is then judged by the evaluation probes (never the teacher): leakage (normalised) with its bootstrap
 95% interval, control (mean diagonal effect, and per factor) and frame_fd16. The table is printed
 as Markdown and written with the raw results as JSON.
@@ -38,9 +39,9 @@ def _without(**changes):
     return change
 
 
-def _prior_off(name: str):
+def _generator(**changes):
     def change(cfg: TrainConfig) -> TrainConfig:
-        generator = dataclasses.replace(cfg.model.generator, **{name: False})
+        generator = dataclasses.replace(cfg.model.generator, **changes)
         return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, generator=generator))
 
     return change
@@ -52,8 +53,10 @@ VARIANTS = {
     "no_move": _without(move=0.0),
     "no_contrast": _without(contrast=0.0),
     "no_teacher": _without(teacher="none"),
-    "no_shading": _prior_off("shading"),
-    "no_pose_warp": _prior_off("pose_warp"),
+    "no_symmetry": _generator(symmetric=False),
+    "soft_alpha": _generator(binary_alpha=False),
+    "one_dome": _generator(learned_depth=False),
+    "old_priors": _generator(face3d=False, shading=True, pose_warp=True),
 }
 
 

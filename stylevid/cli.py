@@ -385,13 +385,13 @@ def parser() -> argparse.ArgumentParser:
     studio_cli.register_cli(jobs)
 
     demo = jobs.add_parser(
-        "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 12 minutes)"
+        "demo", help="synthetic faces -> train synth64 on this CPU -> report (about 15 minutes)"
     )
     demo.add_argument("--out", default="demo")
     demo.add_argument("--videos", type=options.positive_int, default=192)
     demo.add_argument("--frames", type=options.positive_int, default=32)
     demo.add_argument(
-        "--minutes", type=options.float_in(0, 1e4, open_low=True), default=11.0, help="training time budget"
+        "--minutes", type=options.float_in(0, 1e4, open_low=True), default=14.0, help="training time budget"
     )
     demo.add_argument(
         "--workers",
