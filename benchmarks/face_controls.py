@@ -1,0 +1,453 @@
+"""The face layer's controls judged by the evaluation probes (issue 22's "Controls" and its MTCNN score).
+
+    python benchmarks/face_controls.py [--network builtin:synth64] [--data demo/synthetic-64.zip]
+        [--videos 64] [--out build/face_controls] [--threads 1]
+
+The judge is the evaluation factor probes (stylevid.metrics.probes, the leakage metric's), never the
+generator's own heads or a training teacher. Videos are seeds 0..videos-1 (one video per seed), one
+frame each (frame 0). Measured:
+
+1. Pose read-back: `with_pose(yaw=y, pitch=0, roll=0)` for y in YAWS (pitch and roll are set to 0 so
+   that the probes' yaw is read on an otherwise frontal head), and `with_pose(yaw=0, pitch=p, roll=0)`
+   for p in PITCHES; the probes' angle against the set one: mean absolute error per setting and overall,
+   mean bias, and the slope of a least-squares line (1: right scale and sign). Beside it, the same sweep
+   of the synthetic renderer's own heads (seeds (seed, i) of its factor sampler): the instrument's error.
+2. Yaw spread: the probes' yaw on sampled codes (no settings) against the dataset's frames: standard
+   deviation and 5th-95th percentile range; also the dataset's true yaw and the generator's own head's.
+3. Relight: `with_light(azimuth=a)` for a in AZIMUTHS, the other light values the code's own. The probes'
+   azimuth against a (correlation, MAE, slope), and how far the identity and background readings move
+   from those at a = 0: RMS in the probes' standardised units (metrics/leakage.py's distance, over the
+   columns the probes read), averaged over videos and a != 0. The floor is the same sweep of the
+   renderer's own heads (identity, pose and background held; the light's other values the video's own);
+   "new sample" is the distance between two different videos' readings, for scale.
+4. Soft alpha: the share of render_layers' alpha pixels in (0.1, 0.9), above 0.9, and the median, with
+   the renderer's coverage mask beside it.
+5. Faces found: the share of frames in which MTCNN (stylevid.data.faces, probability >= 0.9) finds a
+   face, generated and the dataset's, both upsampled bilinearly from 64² to FACE_SIDE²; and their ratio.
+6. Figures: a pose sweep (rows: 4 identities, columns: YAWS) and a relighting sweep (columns: AZIMUTHS).
+
+A generator without the face layer (no controls) gets 2, 4 and 5; the rest is reported not applicable.
+Prints Markdown tables, writes face_controls.json and the figures to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import stylevid
+from stylevid.api import VideoGenerator
+from stylevid.data import synthetic
+from stylevid.data.dataset import VideoClipDataset
+from stylevid.data.faces import detect_faces, face_detector, one_thread
+from stylevid.metrics.leakage import ProbeReadout, Readout
+from stylevid.metrics.probes import PROBE_RESOLUTION, load_probes
+
+YAWS = tuple(range(-40, 41, 10))  # degrees
+PITCHES = tuple(range(-20, 21, 10))
+AZIMUTHS = tuple(range(-60, 61, 20))
+ANGLES = ("yaw", "pitch", "roll", "azimuth", "elevation")  # degrees in the controls, radians in the renderer
+SOFT = (0.1, 0.9)  # alpha strictly between these is a blend of face and backdrop
+FACE_SIDE = 160  # MTCNN's smallest face is 20 px: 64² heads are upsampled alike before detection
+FIGURE_ROWS = 4
+RENDERER_SEED = 22  # the renderer's reference heads: seeds (RENDERER_SEED, i), not the dataset's
+DATA_SEED = 0
+
+# Physical readings of frames [N, 3, R, R] in [-1, 1]: {factor: [N, D]} in the renderer's units
+# (FactorProbe.values; a stand-in in the tests).
+Read = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+def generator_sweep(
+    generator: VideoGenerator, seeds: Sequence[int], name: str, values: Sequence[float], hold: dict
+) -> torch.Tensor:
+    """Frame 0 [S, N, 3, R, R] of the seeds' videos with control `name` set to each value, `hold` also set."""
+    codes = generator.sample_seeds(seeds, frames=1)
+    factor = generator.controls[name]["factor"]
+    frames = []
+    for value in values:
+        settings = {**hold, name: float(value)}
+        edited = codes.with_pose(**settings) if factor == "pose" else codes.with_light(**settings)
+        frames.append(generator.render(edited, 1)[:, 0])
+    return torch.stack(frames)
+
+
+def renderer_sweep(videos: Sequence[synthetic.VideoFactors], name: str, values: Sequence[float], hold: dict):
+    """The renderer's frames [S, N, 3, R, R] in [-1, 1] of each video's frame 0 with `name` set to each
+    value (degrees for ANGLES) and `hold` also set; identity, background and the rest as the video's."""
+    factor = _factor_of(name)
+    columns = synthetic.FACTOR_NAMES[factor]
+    out = []
+    for video in videos:
+        steps = dataclasses.replace(
+            video,
+            pose=np.repeat(video.pose[:1], len(values), axis=0),
+            lighting=np.repeat(video.lighting[:1], len(values), axis=0),
+        )
+        rows = getattr(steps, factor)
+        for key, value in hold.items():
+            rows[:, columns.index(key)] = _renderer_units(key, value)
+        rows[:, columns.index(name)] = [_renderer_units(name, v) for v in values]
+        frames = synthetic.render_video(steps, PROBE_RESOLUTION)
+        out.append(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    return torch.stack(out, dim=1)
+
+
+def _factor_of(name: str) -> str:
+    """The factor a control belongs to: pose or lighting."""
+    return "pose" if name in synthetic.FACTOR_NAMES["pose"] else "lighting"
+
+
+def _renderer_units(name: str, value: float) -> float:
+    return math.radians(value) if name in ANGLES else float(value)
+
+
+def renderer_videos(count: int, seed: int = RENDERER_SEED) -> list[synthetic.VideoFactors]:
+    """`count` one-frame videos of the renderer's factor sampler, video i from seeds (seed, i)."""
+    return [synthetic.sample_factors(np.random.default_rng([seed, i]), frames=1) for i in range(count)]
+
+
+def read_setting(read: Read, frames: torch.Tensor, name: str) -> np.ndarray:
+    """The probes' reading [S, N] of control `name` (degrees for ANGLES) in sweep frames [S, N, 3, R, R]."""
+    factor = _factor_of(name)
+    column = synthetic.FACTOR_NAMES[factor].index(name)
+    with torch.no_grad():
+        values = read(frames.flatten(0, 1))[factor][:, column].double().numpy()
+    values = np.degrees(values) if name in ANGLES else values
+    return values.reshape(frames.shape[:2])
+
+
+def readback(settings: Sequence[float], readings: np.ndarray) -> dict:
+    """Readings [S, N] of settings [S]: MAE and bias per setting and overall, slope and correlation."""
+    settings = np.asarray(settings, dtype=np.float64)
+    readings = np.asarray(readings, dtype=np.float64)
+    if readings.ndim != 2 or len(readings) != len(settings):
+        raise ValueError(f"readings of shape {list(readings.shape)} must be [S={len(settings)}, N]")
+    error = readings - settings[:, None]
+    flat_set = np.repeat(settings, readings.shape[1])
+    slope = np.polyfit(flat_set, readings.ravel(), 1)[0] if len(settings) > 1 else math.nan
+    spread = readings.ravel().std() > 0 and flat_set.std() > 0
+    return {
+        "per_setting": [
+            {
+                "set": float(s),
+                "mean_read": float(r.mean()),
+                "mae": float(np.abs(e).mean()),
+                "bias": float(e.mean()),
+            }
+            for s, r, e in zip(settings, readings, error, strict=True)
+        ],
+        "mae": float(np.abs(error).mean()),
+        "bias": float(error.mean()),
+        "slope": float(slope),
+        "correlation": float(np.corrcoef(flat_set, readings.ravel())[0, 1]) if spread else math.nan,
+    }
+
+
+def spread(values: np.ndarray) -> dict:
+    """Standard deviation and the 5th, 95th percentiles of values [N], and the range between them."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    p5, p95 = np.percentile(values, [5, 95])
+    return {"std": float(values.std()), "p5": float(p5), "p95": float(p95), "range": float(p95 - p5)}
+
+
+def coverage(generated: dict, data: dict) -> dict:
+    """How a generated spread compares with the data's (spread dicts): ratios, and whether it covers it."""
+    return {
+        "std_ratio": generated["std"] / data["std"],
+        "range_ratio": generated["range"] / data["range"],
+        "covers": generated["p5"] <= data["p5"] and generated["p95"] >= data["p95"],
+    }
+
+
+def movement(readout: Readout, frames: torch.Tensor, reference: int, factors: Sequence[str]) -> dict:
+    """Per factor, the mean readout distance of sweep frames [S, N, ...] from the frames of setting
+    `reference`, over videos and the other settings; and 'new_sample': that between different videos
+    (video i against i + 1 at the reference setting), the scale of a whole change; and their ratio."""
+    steps, videos = frames.shape[:2]
+    readings = readout(frames.flatten(0, 1))
+    out = {}
+    for factor in factors:
+        value = readings[factor].reshape(steps, videos, -1)
+        base = value[reference]
+        moved = [readout.distance(factor, base, value[s]) for s in range(steps) if s != reference]
+        new = readout.distance(factor, base, base.roll(1, dims=0)) if videos > 1 else torch.tensor([math.nan])
+        moved, new = float(torch.cat(moved).nanmean()), float(new.nanmean())
+        out[factor] = {"moved": moved, "new_sample": new, "relative": moved / new}
+    return out
+
+
+def alpha_shares(alpha: torch.Tensor) -> dict:
+    """Of alpha values in [0, 1] (any shape): the share in SOFT, the share above SOFT[1], the median."""
+    alpha = alpha.detach().float().flatten()
+    low, high = SOFT
+    return {
+        "soft": float(((alpha > low) & (alpha < high)).float().mean()),
+        "opaque": float((alpha > high).float().mean()),
+        "median": float(alpha.median()),
+    }
+
+
+def face_share(frames: torch.Tensor, side: int = FACE_SIDE) -> float:
+    """The share of frames [N, 3, R, R] in [-1, 1] where MTCNN finds a face, upsampled bilinearly to side²."""
+    big = F.interpolate(frames.float(), size=side, mode="bilinear", align_corners=False)
+    images = ((big.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    detector = face_detector()
+    with one_thread():
+        found = [len(detect_faces(detector, image)[0]) > 0 for image in images]
+    return float(np.mean(found))
+
+
+def data_frames(path: str | Path, count: int) -> tuple[torch.Tensor, np.ndarray]:
+    """`count` frames [count, 3, R, R] of the dataset, one per video spread over it (unflipped), and their
+    true yaw in degrees [count]."""
+    dataset = VideoClipDataset(path, frames_per_clip=1, flip=False, seed=DATA_SEED)
+    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int)
+    items = [dataset.item(int(picks[i % len(picks)]), i // len(picks)) for i in range(count)]
+    if "factors" not in items[0]:
+        raise ValueError(f"{path} holds no ground-truth factors: give the synthetic dataset (stylevid synth)")
+    yaw = np.degrees([float(item["factors"]["pose"][0, 0]) for item in items])
+    return torch.cat([item["frames"] for item in items]), yaw
+
+
+def sweep_figure(frames: torch.Tensor, labels: Sequence[str], title: str, path: Path) -> Path:
+    """A grid PNG at `path`: rows the videos, columns the settings of sweep frames [S, N, 3, R, R]."""
+    import matplotlib  # noqa: PLC0415 - plotting only here
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt  # noqa: PLC0415
+
+    steps, rows = frames.shape[:2]
+    figure, axes = plt.subplots(rows, steps, figsize=(1.1 * steps, 1.1 * rows + 0.5), dpi=110, squeeze=False)
+    for s in range(steps):
+        for r in range(rows):
+            ax = axes[r, s]
+            ax.imshow(((frames[s, r].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(labels[s], fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> dict:
+    """Every measurement of the module doc for one generator; figures into `out`; the results as a dict."""
+    probe = load_probes()
+    readout = ProbeReadout(probe)
+    seeds = list(range(videos))
+    codes = generator.sample_seeds(seeds, frames=1)
+    layers = generator.render_layers(codes, 1)
+    generated = layers["frames"][:, 0].clamp(-1, 1)
+    real, true_yaw = data_frames(data, videos)
+    reference = renderer_videos(videos)
+    _, masks = zip(
+        *(synthetic.render_video(v, PROBE_RESOLUTION, return_mask=True) for v in reference), strict=True
+    )
+
+    gen_yaw, data_yaw = (read_setting(probe.values, x[None], "yaw")[0] for x in (generated, real))
+    result = {
+        "videos": videos,
+        "controls": bool(generator.controls),
+        "yaw_spread": {
+            "generated": spread(gen_yaw),
+            "data": spread(data_yaw),
+            "data_truth": spread(true_yaw),
+            "coverage": coverage(spread(gen_yaw), spread(data_yaw)),
+        },
+        "alpha": {
+            "generated": alpha_shares(layers["alpha"]),
+            "renderer": alpha_shares(torch.from_numpy(np.stack(masks))),
+        },
+    }
+    if generator.controls:
+        result["yaw_spread"]["generator_head"] = spread(generator.pose_angles(codes, 1)["yaw"].numpy())
+    faces = {"generated": face_share(generated), "data": face_share(real)}
+    faces["ratio"] = faces["generated"] / faces["data"] if faces["data"] else math.nan
+    result["faces"] = {**faces, "side": FACE_SIDE}
+    if not generator.controls:
+        result["not_applicable"] = (
+            "pose read-back, relight and sweep figures: the generator has no face layer"
+        )
+        return result
+
+    result.update(pose_readbacks(generator, probe.values, seeds, reference, out))
+    result["relight"] = relight(generator, probe, readout, seeds, reference, out)
+    result["figures"] = [str(out / "pose_sweep.png"), str(out / "relight_sweep.png")]
+    result["diagnostics"] = {"head_share": float(layers["canonical"]["head_alpha"].mean())}
+    return result
+
+
+def pose_readbacks(generator, read: Read, seeds, reference, out: Path) -> dict:
+    """Yaw and pitch read-back of the generator and the renderer (the others at 0); the pose sweep figure."""
+    result = {}
+    for name, values in (("yaw", YAWS), ("pitch", PITCHES)):
+        hold = {key: 0.0 for key in ("yaw", "pitch", "roll") if key != name}
+        sweep = generator_sweep(generator, seeds, name, values, hold)
+        truth = renderer_sweep(reference, name, values, hold)
+        result[f"{name}_readback"] = {
+            "hold": hold,
+            "generated": readback(values, read_setting(read, sweep, name)),
+            "renderer": readback(values, read_setting(read, truth, name)),
+            "pixel_change": {"generated": pixel_change(sweep), "renderer": pixel_change(truth)},
+        }
+        if name == "yaw":
+            labels = [f"yaw {v:+d}°" for v in values]
+            title = "with_pose(yaw=…, pitch=0, roll=0)"
+            sweep_figure(sweep[:, :FIGURE_ROWS], labels, title, out / "pose_sweep.png")
+    return result
+
+
+def relight(generator, probe, readout: Readout, seeds, reference, out: Path) -> dict:
+    """Azimuth read-back and identity/background movement of the generator against the renderer's floor;
+    the relighting sweep figure."""
+    sweep = generator_sweep(generator, seeds, "azimuth", AZIMUTHS, {})
+    truth = renderer_sweep(reference, "azimuth", AZIMUTHS, {})
+    rest = AZIMUTHS.index(0)
+    labels = [f"light {v:+d}°" for v in AZIMUTHS]
+    sweep_figure(sweep[:, :FIGURE_ROWS], labels, "with_light(azimuth=…)", out / "relight_sweep.png")
+    # The probes' own floor (metrics/probes.py leakage_floor): how far identity and background move,
+    # relative to a new sample, when the renderer changes its whole light; for scale beside `relative`.
+    stored = {f: probe.floor["effect"][2][i] for i, f in ((0, "identity"), (3, "background"))}
+    return {
+        "generated": readback(AZIMUTHS, read_setting(probe.values, sweep, "azimuth")),
+        "renderer": readback(AZIMUTHS, read_setting(probe.values, truth, "azimuth")),
+        "moved": movement(readout, sweep, rest, ("identity", "background")),
+        "floor": movement(readout, truth, rest, ("identity", "background")),
+        "stored_floor_effect": stored if probe.floor else None,
+        "pixel_change": {"generated": pixel_change(sweep), "renderer": pixel_change(truth)},
+    }
+
+
+def pixel_change(frames: torch.Tensor) -> float:
+    """Mean absolute difference (in [-1, 1] units) between the first and last setting of sweep frames
+    [S, N, 3, R, R]: whether the control moves pixels at all, whatever the probes read."""
+    return float((frames[-1] - frames[0]).abs().mean())
+
+
+def tables(result: dict) -> str:
+    """The results as Markdown tables."""
+    lines = [f"## {result['network']} ({result['videos']} videos)", ""]
+    s = result["yaw_spread"]
+    lines += ["| yaw read by the probes (°) | std | p5 | p95 | p5-p95 range |", "|---|---|---|---|---|"]
+    for key in ("generated", "data", "data_truth", "generator_head"):
+        if key in s:
+            v = s[key]
+            lines.append(f"| {key} | {v['std']:.1f} | {v['p5']:.1f} | {v['p95']:.1f} | {v['range']:.1f} |")
+    c = s["coverage"]
+    lines += [
+        "",
+        f"generated/data: std {c['std_ratio']:.2f}, range {c['range_ratio']:.2f}, covers: {c['covers']}",
+        "",
+    ]
+    a = result["alpha"]
+    lines += ["| alpha | 0.1<a<0.9 | a>0.9 | median |", "|---|---|---|---|"]
+    for key, v in a.items():
+        lines.append(f"| {key} | {v['soft']:.3f} | {v['opaque']:.3f} | {v['median']:.3f} |")
+    f = result["faces"]
+    lines += [
+        "",
+        f"MTCNN face found (p>=0.9, {f['side']}² bilinear): generated {f['generated']:.3f},"
+        f" data {f['data']:.3f}, ratio {f['ratio']:.2f} (target >= 0.8)",
+        "",
+    ]
+    if not result["controls"]:
+        return "\n".join([*lines, f"Not applicable: {result['not_applicable']}"])
+    for name in ("yaw", "pitch"):
+        r = result[f"{name}_readback"]
+        hold = ", ".join(f"{k}=0" for k in r["hold"])
+        lines += [f"{name} read-back (with_pose({name}=x, {hold}))", ""]
+        lines += [
+            "| set (°) | generated mean read | MAE | renderer mean read | MAE |",
+            "|---|---|---|---|---|",
+        ]
+        for g, t in zip(r["generated"]["per_setting"], r["renderer"]["per_setting"], strict=True):
+            lines.append(
+                f"| {g['set']:+.0f} | {g['mean_read']:+.1f} | {g['mae']:.1f} |"
+                f" {t['mean_read']:+.1f} | {t['mae']:.1f} |"
+            )
+        for key in ("generated", "renderer"):
+            v = r[key]
+            lines.append(
+                f"| **{key}** overall | bias {v['bias']:+.1f} | **{v['mae']:.1f}** |"
+                f" slope {v['slope']:.2f} | r {v['correlation']:.3f} |"
+            )
+        lines.append("")
+    r = result["relight"]
+    lines += [
+        "relight (with_light(azimuth=a))",
+        "",
+        "| | azimuth r | MAE (°) | slope | bias |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("generated", "renderer"):
+        v = r[key]
+        lines.append(
+            f"| {key} | {v['correlation']:.3f} | {v['mae']:.1f} | {v['slope']:.2f} | {v['bias']:+.1f} |"
+        )
+    lines += [
+        "",
+        "| reading moved by the light (RMS, std units) | generated | renderer floor | ratio |"
+        " generated ÷ new sample | renderer ÷ new sample | probes' stored floor effect |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    stored = r["stored_floor_effect"] or {}
+    for factor in ("identity", "background"):
+        g, t = r["moved"][factor], r["floor"][factor]
+        lines.append(
+            f"| {factor} | {g['moved']:.3f} | {t['moved']:.3f} | {g['moved'] / t['moved']:.2f} |"
+            f" {g['relative']:.3f} | {t['relative']:.3f} | {stored.get(factor, math.nan):.3f} |"
+        )
+    changes = {key: result[f"{key}_readback"]["pixel_change"] for key in ("yaw", "pitch")}
+    changes["azimuth"] = r["pixel_change"]
+    lines += [
+        "",
+        "Diagnostics, not the judge: mean |first - last frame| of each sweep (pixels in [-1, 1]) "
+        + ", ".join(f"{k} {v['generated']:.3f} (renderer {v['renderer']:.3f})" for k, v in changes.items())
+        + f"; the canonical head silhouette covers {result['diagnostics']['head_share']:.3f} of the frame",
+    ]
+    lines += ["", "figures: " + ", ".join(result["figures"])]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", default="builtin:synth64", help="a checkpoint or builtin:NAME")
+    parser.add_argument(
+        "--data", type=Path, default=Path("demo/synthetic-64.zip"), help="the synthetic dataset"
+    )
+    parser.add_argument("--videos", type=int, default=64, help="videos (seeds 0..videos-1), one frame each")
+    parser.add_argument(
+        "--out", type=Path, default=Path("build/face_controls"), help="folder for JSON and figures"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the cores are often shared)")
+    args = parser.parse_args()
+    if args.videos < FIGURE_ROWS:
+        parser.error(f"--videos {args.videos}: need at least {FIGURE_ROWS} (the figures' rows)")
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    result = {
+        "network": args.network,
+        **measure(stylevid.load(args.network), args.data, args.videos, args.out),
+    }
+    result["seconds"] = round(time.monotonic() - started)
+    (args.out / "face_controls.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(tables(result))
+    print(f"\nwrote {args.out / 'face_controls.json'} ({result['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""benchmarks/face_controls.py's core on a tiny face3d generator: read-back errors from stand-in readers whose
+answer is known, spreads, alpha shares, the renderer's relight floor under the real probes, MTCNN's share."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from tiny import tiny_config
+
+from stylevid.api import VideoGenerator
+from stylevid.metrics.leakage import ProbeReadout
+from stylevid.metrics.probes import load_probes
+from stylevid.networks import Generator
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "face_controls.py"
+_spec = importlib.util.spec_from_file_location("face_controls", SCRIPT)
+face_controls = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(face_controls)
+
+
+class RecordingGenerator(VideoGenerator):
+    """A VideoGenerator that records the true pose (radians [N * T, 3]) of every batch it renders."""
+
+    truths: list[torch.Tensor]
+
+    def render(self, codes, t, chunk=16):
+        angles = self.pose_angles(codes, t)
+        pose = torch.stack([angles[n] for n in ("yaw", "pitch", "roll")], -1).flatten(0, 1)
+        self.truths.append(torch.deg2rad(pose))
+        return super().render(codes, t, chunk)
+
+
+@pytest.fixture(scope="module")
+def generator() -> RecordingGenerator:
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config(32).generator, face3d=True, pivot=(0.0, 0.1, 0.0))
+    return RecordingGenerator(Generator(config))
+
+
+def _truth_reader(generator, offset_degrees=0.0, sign=1.0):
+    """Reads the true pose of the frames rendered since `generator.truths` was emptied (as a perfect probe
+    would), times `sign`, plus an offset; it checks that it is given as many frames."""
+
+    def read(frames):
+        truth = torch.cat(generator.truths)
+        assert len(truth) == len(frames)
+        return {"pose": sign * truth + np.radians(offset_degrees)}
+
+    return read
+
+
+@pytest.mark.parametrize("name, values", [("yaw", (-40, 0, 40)), ("pitch", (-20, 20))])
+def test_pose_read_back_is_zero_for_a_true_reader_and_its_offset_for_a_biased_one(generator, name, values):
+    hold = {key: 0.0 for key in ("yaw", "pitch", "roll") if key != name}
+    generator.truths = []
+    sweep = face_controls.generator_sweep(generator, [0, 1, 2], name, values, hold)
+    assert sweep.shape == (len(values), 3, 3, 32, 32)
+    assert not torch.equal(sweep[0], sweep[-1])  # the head turns
+    exact = face_controls.readback(values, face_controls.read_setting(_truth_reader(generator), sweep, name))
+    assert exact["mae"] < 1e-3 and abs(exact["slope"] - 1) < 1e-4
+    biased = face_controls.read_setting(_truth_reader(generator, offset_degrees=3.0), sweep, name)
+    scores = face_controls.readback(values, biased)
+    assert scores["mae"] == pytest.approx(3.0, abs=1e-3) and scores["bias"] == pytest.approx(3.0, abs=1e-3)
+    flipped = face_controls.readback(
+        values, face_controls.read_setting(_truth_reader(generator, sign=-1), sweep, name)
+    )
+    assert flipped["slope"] == pytest.approx(-1, abs=1e-4) and flipped["correlation"] == pytest.approx(-1)
+    assert flipped["mae"] == pytest.approx(np.abs(2 * np.array(values)).mean(), abs=1e-3)
+
+
+def test_readback_is_per_setting_and_refuses_readings_of_another_shape():
+    scores = face_controls.readback([-10, 10], np.array([[-10.0, -12.0], [10.0, 14.0]]))
+    assert [s["mae"] for s in scores["per_setting"]] == [1.0, 2.0]
+    assert [s["bias"] for s in scores["per_setting"]] == [-1.0, 2.0]
+    assert scores["mae"] == 1.5 and scores["bias"] == 0.5
+    with pytest.raises(ValueError, match=r"\[S=2, N\]"):
+        face_controls.readback([-10, 10], np.zeros(2))
+
+
+def test_spread_and_coverage():
+    data_yaw = np.linspace(-45, 45, 101)
+    narrow = face_controls.spread(data_yaw / 4)
+    wide = face_controls.spread(data_yaw)
+    assert wide["p5"] == pytest.approx(-40.5) and wide["range"] == pytest.approx(81)
+    assert face_controls.coverage(wide, wide)["covers"]
+    small = face_controls.coverage(narrow, wide)
+    assert not small["covers"] and small["std_ratio"] == pytest.approx(0.25)
+
+
+def test_alpha_shares_count_soft_opaque_and_the_median():
+    alpha = torch.tensor([0.0, 0.05, 0.5, 0.95, 1.0, 1.0, 1.0])
+    assert face_controls.alpha_shares(alpha) == pytest.approx(
+        {"soft": 1 / 7, "opaque": 4 / 7, "median": 0.95}
+    )
+
+
+def test_the_face_layers_alpha_is_soft_only_at_the_edge(generator):
+    codes = generator.sample_seeds([0, 1], frames=1)
+    shares = face_controls.alpha_shares(generator.render_layers(codes, 1)["alpha"])
+    assert shares["soft"] < 0.2 and shares["opaque"] > 0.2
+
+
+def test_the_renderers_relight_moves_the_probes_azimuth_and_little_else():
+    probe = load_probes()
+    videos = face_controls.renderer_videos(3)
+    frames = face_controls.renderer_sweep(videos, "azimuth", (-60, 0, 60), {})
+    assert frames.shape == (3, 3, 3, 64, 64) and frames.min() >= -1 and frames.max() <= 1
+    scores = face_controls.readback((-60, 0, 60), face_controls.read_setting(probe.values, frames, "azimuth"))
+    assert scores["correlation"] > 0.95 and scores["mae"] < 12
+    moved = face_controls.movement(ProbeReadout(probe), frames, 1, ("identity", "background"))
+    for factor in ("identity", "background"):
+        assert 0 < moved[factor]["moved"] < moved[factor]["new_sample"]
+
+
+def test_mtcnn_finds_an_upsampled_64px_face_and_none_in_a_flat_frame():
+    face = np.asarray(Image.fromarray(data.astronaut()[:300, 90:390]).resize((64, 64), Image.Resampling.BOX))
+    frames = (
+        torch.from_numpy(np.stack([face, np.full_like(face, 128)])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    )
+    assert face_controls.face_share(frames) == 0.5
