@@ -54,6 +54,14 @@ DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
 DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
 DOME_WIDTH = 0.55
 DEPTH_SCALE = 0.4
+# Every silhouette starts from a prior shape, as the depth starts from the dome: a head around the pivot
+# (half-axes in half frame widths) and a body below it. Without them the background branch, which can
+# paint anything, took the faces over in the first kimg while the silhouettes stayed empty.
+HEAD_SHAPE = (0.5, 0.65)
+BODY_SHAPE = (1.0, 0.55)  # centred BODY_DROP below the pivot
+BODY_DROP = 1.35
+SILHOUETTE_PRIOR = 4.0  # logit at the shape's centre; 0 on its outline
+CLIFF = 0.1  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
 
 
@@ -206,6 +214,13 @@ class FaceLayer(nn.Module):
         dome = DOME_HEIGHT * torch.exp(-((x - pivot[0]) ** 2 + (y - pivot[1]) ** 2) / DOME_WIDTH)
         self.register_buffer("dome", dome[None, None], persistent=False)
 
+        def ellipse(cx, cy, rx, ry):
+            return SILHOUETTE_PRIOR * (1 - ((x - cx) / rx) ** 2 - ((y - cy) / ry) ** 2).clamp_min(-1)
+
+        head = ellipse(pivot[0], pivot[1], *HEAD_SHAPE)
+        body = ellipse(pivot[0], pivot[1] - BODY_DROP, *BODY_SHAPE)
+        self.register_buffer("silhouettes", torch.stack([head, body])[:, None], persistent=False)
+
     @property
     def light_names(self) -> tuple[str, ...]:
         return self.light.names
@@ -229,13 +244,13 @@ class FaceLayer(nn.Module):
             layers = _symmetric(layers)
         mask = binary if self.binary_alpha else torch.sigmoid
         out = {}
-        for part, c in (("head", layers[:, :5]), ("body", layers[:, 5:])):
+        for k, (part, c) in enumerate((("head", layers[:, :5]), ("body", layers[:, 5:]))):
             depth = self.dome if part == "head" else torch.zeros_like(self.dome)
             if self.learned_depth or part == "body":
                 depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4])
             out[f"{part}_albedo"] = torch.sigmoid(c[:, :3])
             out[f"{part}_depth"] = depth.expand(len(c), -1, -1, -1)
-            out[f"{part}_alpha"] = mask(c[:, 4:5])
+            out[f"{part}_alpha"] = mask(c[:, 4:5] + self.silhouettes[k])
             out[f"{part}_normal"] = normals_of(out[f"{part}_depth"])
         return out
 
@@ -246,7 +261,8 @@ class FaceLayer(nn.Module):
 
         Each pixel's ray is marched front to back; the first sample behind the surface and the one
         before it bracket the hit, found by linear interpolation. Returns the maps at the hit
-        [B, C, R, R] and whether the ray hit [B, 1, R, R] (0 where it passed behind the whole range).
+        [B, C, R, R], whether the ray hit [B, 1, R, R] (0 where it passed behind the whole range) and
+        the hit's depth in the canonical frame [B, 1, R, R].
         """
         b, r, d = len(rot), self.resolution, self.camera_distance
         flip = torch.tensor([1.0, -1.0], device=rot.device)  # grid_sample's y runs down
@@ -275,14 +291,14 @@ class FaceLayer(nn.Module):
                 padding_mode="border",
                 align_corners=False,
             ).reshape(z.shape)
-            return seen, depth_z - surface
+            return seen, depth_z - surface, depth_z
 
         # March without gradients to find, per pixel, the first step from in front of the surface to
         # behind it, narrow that bracket by false position; then only its two ends are looked up again,
         # with gradients.
         steps = torch.linspace(DEPTH_RANGE, -DEPTH_RANGE, MARCH_STEPS, device=rot.device, dtype=depth.dtype)
         with torch.no_grad():
-            _, gap = lookup(steps[None, :, None, None].expand(b, -1, r, r))
+            _, gap, _ = lookup(steps[None, :, None, None].expand(b, -1, r, r))
             crossing = (gap[:, :-1] > 0) & (gap[:, 1:] <= 0)  # [B, K-1, R, R]
             # The first crossing's step (argmax over a bool dimension is slow on the CPU); K-1 if none.
             ks = torch.arange(MARCH_STEPS - 1, device=rot.device)[:, None, None]
@@ -293,19 +309,20 @@ class FaceLayer(nn.Module):
             gap_a, gap_b = gap.gather(1, index[:, None])[:, 0], gap.gather(1, index[:, None] + 1)[:, 0]
             for _ in range(REFINE_STEPS):
                 z_c = z_a + gap_a / (gap_a - gap_b).clamp_min(1e-6) * (z_b - z_a)
-                _, gap_c = lookup(z_c)
+                _, gap_c, _ = lookup(z_c)
                 front = gap_c > 0
                 z_a, gap_a = torch.where(front, z_c, z_a), torch.where(front, gap_c, gap_a)
                 z_b, gap_b = torch.where(front, z_b, z_c), torch.where(front, gap_b, gap_c)
-        seen_a, gap_a = lookup(z_a)
-        seen_b, gap_b = lookup(z_b)
+        seen_a, gap_a, z_a = lookup(z_a)
+        seen_b, gap_b, z_b = lookup(z_b)
         share = (gap_a / (gap_a - gap_b).clamp_min(1e-6)).clamp(0, 1)[..., None]  # [B, R, R, 1]
         # A ray that never reaches the surface looks at the back of the range (masked out by `hit`).
         position = torch.where(hit[:, 0, ..., None], seen_a + share * (seen_b - seen_a), seen_b)
         out = F.grid_sample(
             maps, position * flip, mode="bilinear", padding_mode="border", align_corners=False
         )
-        return out, hit.to(out.dtype)
+        reached = torch.lerp(z_a, z_b, share[..., 0])[:, None]  # the hit's depth in the canonical frame
+        return out, hit.to(out.dtype), reached
 
     def forward(
         self,
@@ -328,13 +345,18 @@ class FaceLayer(nn.Module):
         canon = self.canonical(layers)
         frames = lambda x: x[:, None].expand(-1, steps, *x.shape[1:]).reshape(n * steps, *x.shape[1:])  # noqa: E731
         rot = rotation(*(torch.deg2rad(values[k]).reshape(-1) for k in POSE_NAMES))  # [N * T, 3, 3]
-        maps = torch.cat([canon["head_albedo"], canon["head_alpha"], canon["head_normal"]], 1)
+        maps = torch.cat(
+            [canon["head_albedo"], canon["head_alpha"], canon["head_normal"], canon["head_depth"]], 1
+        )
         # Only the head occludes: outside its silhouette the depth drops behind the range, so paint
         # there (which no frame shows) can never hide the face.
-        occluding = torch.lerp(
-            torch.full_like(canon["head_depth"], -2 * DEPTH_RANGE), canon["head_depth"], canon["head_alpha"]
-        )
-        turned, hit = self.turn(frames(maps), frames(occluding), rot)
+        drop = torch.full_like(canon["head_depth"], -2 * DEPTH_RANGE)
+        occluding = torch.lerp(drop, canon["head_depth"], canon["head_alpha"])
+        turned, hit, reached = self.turn(frames(maps), frames(occluding), rot)
+        # The drop at the silhouette is a cliff, which a turned head would show from the side as a
+        # curtain hanging from its outline; a hit far below the head's own surface there is no hit.
+        on_surface = (reached > turned[:, 7:8] - CLIFF).to(hit.dtype)
+        hit = hit * on_surface
         head_albedo, head_alpha = turned[:, :3], turned[:, 3:4] * hit
         head_normal = unit(torch.einsum("bij,bjhw->bihw", rot, turned[:, 4:7]))
         body_alpha = frames(canon["body_alpha"])

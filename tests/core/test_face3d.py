@@ -93,7 +93,7 @@ def test_reprojection_matches_the_renderers_head_at_a_known_pose(pose):
     layer = FaceLayer(8, R, camera_distance=8 / VIEW_HALF, pivot=(0.0, -float(CAMERA[1]) / VIEW_HALF, 0.0))
     maps = torch.cat([torch.from_numpy(points0).permute(2, 0, 1), torch.from_numpy(hit0).float()[None]])[None]
     rot = rotation(*(torch.tensor([a]) for a in pose))
-    out, hit = layer.turn(maps, torch.from_numpy(depth0)[None, None], rot)
+    out, hit, _ = layer.turn(maps, torch.from_numpy(depth0)[None, None], rot)
     ours = out[0, :3].permute(1, 2, 0).numpy()
     shown = (out[0, 3].numpy() > 0.99) & (hit[0, 0].numpy() > 0)
     both = hit1 & shown
@@ -108,7 +108,7 @@ def test_at_rest_the_turn_shows_the_canonical_maps_unchanged():
     layer = FaceLayer(8, 32, pivot=(0.0, 0.1, 0.0))
     maps = torch.rand(2, 4, 32, 32)
     depth = torch.full((2, 1, 32, 32), 0.3)
-    out, hit = layer.turn(maps, depth, torch.eye(3).expand(2, 3, 3))
+    out, hit, _ = layer.turn(maps, depth, torch.eye(3).expand(2, 3, 3))
     assert hit.bool().all()
     assert torch.allclose(out, maps, atol=1e-5)
 
