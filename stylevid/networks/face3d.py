@@ -61,6 +61,11 @@ HEAD_SHAPE = (0.5, 0.65)
 BODY_SHAPE = (1.0, 0.55)  # centred BODY_DROP below the pivot
 BODY_DROP = 1.35
 SILHOUETTE_PRIOR = 4.0  # logit at the shape's centre; 0 on its outline
+# And each is held to its place: the head always covers a core around the pivot, and the body, which
+# does not turn, lies only below the chin. With a free body layer G painted the faces into it (a still
+# canvas) and let the head shrink to nothing within one kimg.
+HEAD_CORE = (0.3, 0.4)  # half-axes of the part of the head every silhouette covers
+CHIN_DROP = 0.5  # the body lies this far below the pivot and lower
 CLIFF = 0.1  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
 
@@ -220,6 +225,9 @@ class FaceLayer(nn.Module):
         head = ellipse(pivot[0], pivot[1], *HEAD_SHAPE)
         body = ellipse(pivot[0], pivot[1] - BODY_DROP, *BODY_SHAPE)
         self.register_buffer("silhouettes", torch.stack([head, body])[:, None], persistent=False)
+        core = (ellipse(pivot[0], pivot[1], *HEAD_CORE) > 0).float()
+        below = (y < pivot[1] - CHIN_DROP).float()
+        self.register_buffer("places", torch.stack([core, below])[:, None], persistent=False)
 
     @property
     def light_names(self) -> tuple[str, ...]:
@@ -250,7 +258,9 @@ class FaceLayer(nn.Module):
                 depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4])
             out[f"{part}_albedo"] = torch.sigmoid(c[:, :3])
             out[f"{part}_depth"] = depth.expand(len(c), -1, -1, -1)
-            out[f"{part}_alpha"] = mask(c[:, 4:5] + self.silhouettes[k])
+            alpha = mask(c[:, 4:5] + self.silhouettes[k])
+            place = self.places[k]
+            out[f"{part}_alpha"] = torch.maximum(alpha, place) if part == "head" else alpha * place
             out[f"{part}_normal"] = normals_of(out[f"{part}_depth"])
         return out
 
