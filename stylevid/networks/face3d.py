@@ -8,7 +8,9 @@ ray through the depth map (grid_sample, so it runs wherever torch does). The lig
 physical light (the synthetic renderer's family or low-order spherical harmonics) whose parameters live
 in bounded physical ranges, so it cannot be dimmed away and its energy moved into the albedo. The
 silhouettes are binary in the forward pass (a straight-through estimator passes the sigmoid's gradient),
-so a frame's alpha is opaque inside the head and soft only along its one-pixel antialiased edge.
+so a frame's alpha is 0 or 1: opaque inside the head, with a hard (not antialiased) edge. Each silhouette
+starts from a prior shape and keeps its place: the head always covers a core around the pivot, the body
+lies below the chin.
 
 Coordinates: x to the image's right, y up, z towards the camera, in half frame widths; the camera sits
 at (0, 0, camera_distance) looking along -z, and the head turns about `pivot`.
