@@ -8,7 +8,8 @@ ray through the depth map (grid_sample, so it runs wherever torch does). The lig
 physical light (the synthetic renderer's family or low-order spherical harmonics) whose parameters live
 in bounded physical ranges, so it cannot be dimmed away and its energy moved into the albedo. The
 silhouettes are binary in the forward pass (a straight-through estimator passes the sigmoid's gradient),
-so a frame's alpha is 0 or 1: opaque inside the head, with a hard (not antialiased) edge. Each silhouette
+and a [1, 2, 1] blur of the frame's alpha gives the outline a thin antialiased edge: opaque inside the
+head, clear outside. Each silhouette
 starts from a prior shape and keeps its place: the head always covers a core around the pivot, the body
 lies below the chin.
 
@@ -230,6 +231,8 @@ class FaceLayer(nn.Module):
         core = (ellipse(pivot[0], pivot[1], *HEAD_CORE) > 0).float()
         below = (y < pivot[1] - CHIN_DROP).float()
         self.register_buffer("places", torch.stack([core, below])[:, None], persistent=False)
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("edge_filter", (taps[:, None] * taps / 16)[None, None], persistent=False)
 
     @property
     def light_names(self) -> tuple[str, ...]:
@@ -257,7 +260,9 @@ class FaceLayer(nn.Module):
         for k, (part, c) in enumerate((("head", layers[:, :5]), ("body", layers[:, 5:]))):
             depth = self.dome if part == "head" else torch.zeros_like(self.dome)
             if self.learned_depth or part == "body":
-                depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4])
+                # A quarter of the raw output: an untrained net's noise would otherwise make a rough
+                # surface whose speckled shading the discriminator sees at once.
+                depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4] / 4)
             out[f"{part}_albedo"] = torch.sigmoid(c[:, :3])
             out[f"{part}_depth"] = depth.expand(len(c), -1, -1, -1)
             alpha = mask(c[:, 4:5] + self.silhouettes[k])
@@ -377,4 +382,7 @@ class FaceLayer(nn.Module):
         light = {k: v.reshape(n * steps, *v.shape[2:]) for k, v in values.items() if k not in POSE_NAMES}
         rgb = self.light.shade(albedo, normal, light) * 2 - 1
         alpha = head_alpha + (1 - head_alpha) * body_alpha
+        # The silhouettes are binary; a [1, 2, 1] blur gives their outline the thin antialiased edge of
+        # the data's (rendered at twice the size and box-filtered), leaving inside and outside exact.
+        alpha = F.conv2d(F.pad(alpha, (1, 1, 1, 1), mode="replicate"), self.edge_filter)
         return rgb, alpha, values
