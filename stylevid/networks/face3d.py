@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylevid.networks.layers import FullyConnected
+from stylevid.networks.layers import FullyConnected, full_precision
 from stylevid.shapes import assert_shape
 
 POSE_NAMES = ("yaw", "pitch", "roll")
@@ -349,7 +349,15 @@ class FaceLayer(nn.Module):
         settings: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """layers [N, 10, R, R], pose and lighting styles [N, T, w]; settings: physical values [N, T]
-        that replace the heads' (NaN where a video keeps its own)."""
+        that replace the heads' (NaN where a video keeps its own).
+
+        All in float32, autocast or not: angles, ray positions and depths in bfloat16 (8 bits of
+        mantissa) would move a hit by a texel and flip silhouettes.
+        """
+        with full_precision(layers.device):
+            return self._forward(layers.float(), pose.float(), lighting.float(), settings)
+
+    def _forward(self, layers, pose, lighting, settings):
         n, steps = pose.shape[:2]
         assert_shape(pose, [len(layers), None, self.w_dim], "pose styles")
         assert_shape(lighting, [n, steps, self.w_dim], "lighting styles")

@@ -154,7 +154,7 @@ def test_the_builtin_model_loads_by_name_and_renders():
     from stylevid import builtin
 
     gen = stylevid.load("builtin:synth64")
-    assert gen.resolution == 64 and gen.generator.config.shading and gen.generator.config.pose_warp
+    assert gen.resolution == 64 and gen.generator.config.face3d and set(gen.controls) >= {"yaw", "azimuth"}
     video = gen.render(gen.sample(2, seed=0, frames=4), 4)
     assert video.shape == (2, 4, 3, 64, 64) and torch.isfinite(video).all()
     info = json.loads(builtin.resolve("builtin:synth64").with_suffix(".json").read_text())
