@@ -11,7 +11,6 @@ bfloat16, to bfloat16's).
 """
 
 import dataclasses
-import json
 import math
 
 import pytest
