@@ -56,7 +56,8 @@ REFINE_STEPS = 2  # false-position steps that narrow the bracket of the first hi
 DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
 DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
 DOME_WIDTH = 0.55
-DEPTH_SCALE = 0.4
+DEPTH_SCALE = 0.2  # at most: enough for a nose, too little to turn the dome hollow (a hollow face
+# reads as turned the other way, as the first runs' did)
 # Every silhouette starts from a prior shape, as the depth starts from the dome: a head around the pivot
 # (half-axes in half frame widths) and a body below it. Without them the background branch, which can
 # paint anything, took the faces over in the first kimg while the silhouettes stayed empty.
@@ -67,7 +68,8 @@ SILHOUETTE_PRIOR = 4.0  # logit at the shape's centre; 0 on its outline
 # And each is held to its place: the head always covers a core around the pivot, and the body, which
 # does not turn, lies only below the chin. With a free body layer G painted the faces into it (a still
 # canvas) and let the head shrink to nothing within one kimg.
-HEAD_CORE = (0.3, 0.4)  # half-axes of the part of the head every silhouette covers
+HEAD_CORE = (0.45, 0.6)  # half-axes of the part of the head every silhouette covers: every synthetic
+# head is wider (0.47-0.56) and taller (0.61-0.69); with a smaller core G shrank the head to the core
 CHIN_DROP = 0.5  # the body lies this far below the pivot and lower
 CLIFF = 0.1  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
