@@ -55,7 +55,7 @@ MARCH_STEPS = 16  # samples along each ray through the depth range
 REFINE_STEPS = 2  # false-position steps that narrow the bracket of the first hit
 DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
 DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
-DOME_WIDTH = 0.55
+DOME_SHAPE = (0.55, 0.72)  # half-axes of the ellipsoid in x and y: the largest synthetic heads'
 DEPTH_SCALE = 0.2  # at most: enough for a nose, too little to turn the dome hollow (a hollow face
 # reads as turned the other way, as the first runs' did)
 # Every silhouette starts from a prior shape, as the depth starts from the dome: a head around the pivot
@@ -71,7 +71,7 @@ SILHOUETTE_PRIOR = 4.0  # logit at the shape's centre; 0 on its outline
 HEAD_CORE = (0.45, 0.6)  # half-axes of the part of the head every silhouette covers: every synthetic
 # head is wider (0.47-0.56) and taller (0.61-0.69); with a smaller core G shrank the head to the core
 CHIN_DROP = 0.5  # the body lies this far below the pivot and lower
-CLIFF = 0.1  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
+CLIFF = 0.3  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
 
 
@@ -221,7 +221,11 @@ class FaceLayer(nn.Module):
         y, x = torch.meshgrid(-axis, axis, indexing="ij")  # rows run down, y up
         self.register_buffer("xy", torch.stack([x, y], dim=-1), persistent=False)  # [R, R, 2]
         self.register_buffer("pivot", torch.tensor(pivot, dtype=torch.float32), persistent=False)
-        dome = DOME_HEIGHT * torch.exp(-((x - pivot[0]) ** 2 + (y - pivot[1]) ** 2) / DOME_WIDTH)
+        # The depth every head starts from: half an ellipsoid about the pivot, as a head is, so a turned
+        # head shows its sides down to the outline (a flat-topped dome showed a cliff there, which
+        # no ray may hit: the turned head's near side was cut away).
+        inside = 1 - ((x - pivot[0]) / DOME_SHAPE[0]) ** 2 - ((y - pivot[1]) / DOME_SHAPE[1]) ** 2
+        dome = DOME_HEIGHT * inside.clamp_min(0).sqrt()
         self.register_buffer("dome", dome[None, None], persistent=False)
 
         def ellipse(cx, cy, rx, ry):
@@ -375,10 +379,11 @@ class FaceLayer(nn.Module):
         maps = torch.cat(
             [canon["head_albedo"], canon["head_alpha"], canon["head_normal"], canon["head_depth"]], 1
         )
-        # Only the head occludes: outside its silhouette the depth drops behind the range, so paint
-        # there (which no frame shows) can never hide the face.
+        # The surface is the whole dome (the silhouette only says which of it is opaque), and beyond the
+        # dome the depth drops behind the range: a turned head shows the part of its silhouette the
+        # dome carries, seen at that angle, and nothing beyond the dome can hide the face.
         drop = torch.full_like(canon["head_depth"], -2 * DEPTH_RANGE)
-        occluding = torch.lerp(drop, canon["head_depth"], canon["head_alpha"])
+        occluding = torch.where(self.dome > 0, canon["head_depth"], drop)
         turned, hit, reached = self.turn(frames(maps), frames(occluding), rot)
         # The drop at the silhouette is a cliff, which a turned head would show from the side as a
         # curtain hanging from its outline; a hit far below the head's own surface there is no hit.
