@@ -287,3 +287,31 @@ def test_the_metrics_command_scores_the_real_videos_with_sface_by_default(footag
     assert record["metric"] == "id_consistency_real" and record["results"]["embedder"] == "sface"
     assert "sface" in record["weights_sha256"]
     assert record["value"] > 0.6
+
+
+def test_training_steps_of_the_face_layer_with_a_spherical_harmonics_light_on_the_real_dataset(footage):
+    """ffs256's face layer (the spherical-harmonics light) on the prepared real clip, from fresh weights."""
+    import dataclasses
+
+    import stylevid
+    from stylevid.config import ModelConfig
+    from stylevid.training.config import Disentangle, TrainConfig
+    from stylevid.training.trainer import Trainer
+
+    dest, _ = footage
+    dataset = VideoClipDataset(dest, frames_per_clip=3, max_gap=16)
+    model = ModelConfig.from_dict(stylevid.load("builtin:synth64").model_config.to_dict())
+    model.generator = dataclasses.replace(
+        model.generator, shading=False, pose_warp=False, face3d=True, light="sh", pivot=(0.0, 0.0, 0.0)
+    )
+    config = TrainConfig(
+        model=model, batch=2, disentangle=Disentangle(teacher="faces", start_kimg=0.0, ramp_kimg=0.0)
+    )
+    trainer = Trainer(config, dataset, dest.parent / "run-sh")
+    before = {n: p.detach().clone() for n, p in trainer.G.named_parameters()}
+    for _ in range(2):
+        trainer.step()
+    for name, values in trainer.stats.items():
+        assert torch.isfinite(torch.stack(values)).all(), name
+    moved = {n for n, p in trainer.G.named_parameters() if not torch.equal(before[n], p)}
+    assert {"face.pose_head.weight", "face.light.head.weight"} <= moved  # pose and light learn
