@@ -52,7 +52,7 @@ WRAP = 0.15  # the renderer's wrap-around of the diffuse term, as through skin
 WARMTH_GAINS = (0.25, 0.03, -0.3)  # the renderer's RGB gain per unit of warmth
 SKY = (0.7, 0.3)  # the renderer's ambient: 0.7 + 0.3 * n_y (mostly from above)
 MARCH_STEPS = 16  # samples along each ray through the depth range
-REFINE_STEPS = 2  # false-position steps that narrow the bracket of the first hit
+REFINE_STEPS = 6  # false-position steps that narrow the bracket of the first hit
 DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
 DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
 DOME_SHAPE = (0.55, 0.72)  # half-axes of the ellipsoid in x and y: the largest synthetic heads'
@@ -71,7 +71,7 @@ SILHOUETTE_PRIOR = 4.0  # logit at the shape's centre; 0 on its outline
 HEAD_CORE = (0.45, 0.6)  # half-axes of the part of the head every silhouette covers: every synthetic
 # head is wider (0.47-0.56) and taller (0.61-0.69); with a smaller core G shrank the head to the core
 CHIN_DROP = 0.5  # the body lies this far below the pivot and lower
-CLIFF = 0.3  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
+CLIFF = 0.1  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
 
 
@@ -221,11 +221,12 @@ class FaceLayer(nn.Module):
         y, x = torch.meshgrid(-axis, axis, indexing="ij")  # rows run down, y up
         self.register_buffer("xy", torch.stack([x, y], dim=-1), persistent=False)  # [R, R, 2]
         self.register_buffer("pivot", torch.tensor(pivot, dtype=torch.float32), persistent=False)
-        # The depth every head starts from: half an ellipsoid about the pivot, as a head is, so a turned
-        # head shows its sides down to the outline (a flat-topped dome showed a cliff there, which
-        # no ray may hit: the turned head's near side was cut away).
+        # The depth every head starts from: a paraboloid over an ellipse about the pivot, falling to 0 at
+        # its outline, so a turned head shows its sides down to the outline (a flat-topped dome showed a
+        # cliff there, which no ray may hit: the turned head's near side was cut away). Not half an
+        # ellipsoid: its infinitely steep rim, sampled on the grid, gave turned heads ragged edges.
         inside = 1 - ((x - pivot[0]) / DOME_SHAPE[0]) ** 2 - ((y - pivot[1]) / DOME_SHAPE[1]) ** 2
-        dome = DOME_HEIGHT * inside.clamp_min(0).sqrt()
+        dome = DOME_HEIGHT * inside.clamp_min(0)
         self.register_buffer("dome", dome[None, None], persistent=False)
 
         def ellipse(cx, cy, rx, ry):

@@ -310,10 +310,10 @@ def test_edit_sets_yaw_and_light_from_the_command_line_and_refuses_a_model_witho
 
 @pytest.mark.parametrize("yaw", [-40.0, 40.0])
 def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_dome_puts_it(yaw):
-    """The oracle runs the other way round: points of the core silhouette on the dome (half an
-    ellipsoid), turned and projected forward through the camera, mark the pixels the head must cover;
-    our layer marches rays backwards. The first version hung the silhouette on a cliff that rays hit
-    as a grey curtain, then (with the cliff rejected) lost the near side of every turned head."""
+    """The oracle runs the other way round: points of the core silhouette on the dome (a paraboloid
+    over an ellipse), turned and projected forward through the camera, mark the pixels the head must cover;
+    our layer marches rays backwards (IoU 0.90; edge pixels differ, the oracle marking any pixel a
+    point falls in). An earlier dome (half an ellipsoid, the cliff test at 0.3) gave 0.63."""
     from stylevid.networks import face3d
 
     pivot = (0.0, 0.1, 0.0)
@@ -324,26 +324,26 @@ def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_do
     settings = {"yaw": torch.tensor([[yaw]]), "pitch": torch.zeros(1, 1), "roll": torch.zeros(1, 1)}
     ours = layer(layers, styles, styles, settings)[1][0, 0].detach().numpy() > 0.5
 
-    # Forward: the frontal camera's view of the core, unprojected onto the dome, turned, projected.
+    # Forward: the frontal camera's view of the whole dome (a paraboloid over an ellipse), unprojected
+    # onto it, turned, projected, and z-buffered; a pixel must be opaque where the nearest point there
+    # lies in the core silhouette (the rest of the dome is transparent but still hides what is behind).
     d = 16 / 3
-    u, v = np.meshgrid(np.linspace(-1, 1, 801), np.linspace(-1, 1, 801))  # the frontal view's image plane
+    u, v = np.meshgrid(np.linspace(-1, 1, 1201), np.linspace(-1, 1, 1201))  # the frontal view's image plane
     (ax, ay), (cx, cy) = face3d.HEAD_CORE, face3d.DOME_SHAPE
-    core = ((u - pivot[0]) / ax) ** 2 + ((v - pivot[1]) / ay) ** 2 < 1
-    u, v = u[core], v[core]
-    # The dome point seen at (u, v): on the ray (u, v, 0) (d - z) / d + (0, 0, z), where z = dome(x, y).
     z = np.zeros_like(u)
-    for _ in range(50):  # fixed point: the dome is shallow against the camera's distance
+    for _ in range(50):  # the dome point seen at (u, v): a fixed point, the dome being shallow
         x, y = u * (d - z) / d, v * (d - z) / d
-        z = face3d.DOME_HEIGHT * np.sqrt(
-            np.clip(1 - ((x - pivot[0]) / cx) ** 2 - ((y - pivot[1]) / cy) ** 2, 0, None)
-        )
-    points = np.stack([x, y, z], -1) - np.array(pivot)
+        z = face3d.DOME_HEIGHT * np.clip(1 - ((x - pivot[0]) / cx) ** 2 - ((y - pivot[1]) / cy) ** 2, 0, None)
+    on_dome = z > 0
+    core = (((u - pivot[0]) / ax) ** 2 + ((v - pivot[1]) / ay) ** 2 < 1)[on_dome]
+    points = np.stack([x[on_dome], y[on_dome], z[on_dome]], -1) - np.array(pivot)
     rot = rotation(torch.tensor([math.radians(yaw)]), torch.zeros(1), torch.zeros(1))[0].numpy()
     turned = points @ rot.T + np.array(pivot)
     px, py = turned[:, 0] * d / (d - turned[:, 2]), turned[:, 1] * d / (d - turned[:, 2])
-    cols = np.floor((px + 1) / 2 * 64).astype(int)
-    rows = np.floor((1 - py) / 2 * 64).astype(int)
-    want = np.zeros((64, 64), bool)
-    want[rows, cols] = True  # convex: every point of the patch faces the camera or lies on its rim
-    # Edge pixels differ: the oracle marks any pixel a point falls in (0.89 here; the cliff version 0.66).
+    pixel = np.floor((1 - py) / 2 * 64).astype(int) * 64 + np.floor((px + 1) / 2 * 64).astype(int)
+    order = np.lexsort((turned[:, 2], pixel))  # by pixel, nearest last
+    last = np.r_[pixel[order][1:] != pixel[order][:-1], True]
+    want = np.zeros(64 * 64, bool)
+    want[pixel[order][last]] = core[order][last]
+    want = want.reshape(64, 64)
     assert (want & ours).sum() / (want | ours).sum() > 0.85
