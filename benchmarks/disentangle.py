@@ -3,12 +3,13 @@
     python benchmarks/disentangle.py [--minutes 5] [--variants full,no_keep,...] [--out build/ablation]
 
 Every variant starts from the synth64 preset (the `make demo` recipe) with one part taken away:
-a pair term (keep / move / contrast), the teacher (no pair terms at all), or one prior of the face
+a pair term (keep / move / contrast), the teacher (no pair terms at all), one prior of the face
 layer (symmetric canonical layers, binary silhouettes, learned depth), or the face layer itself
-(`old_priors`: the earlier 2-D priors, shading and pose_warp, in its place). Each trains for --minutes of wall time on the demo's synthetic dataset and
-is then judged by the evaluation probes (never the teacher): leakage (normalised) with its bootstrap
-95% interval, control (mean diagonal effect, and per factor) and frame_fd16. The table is printed
-as Markdown and written with the raw results as JSON.
+(`old_priors`: the earlier 2-D priors, shading and pose_warp, in its place). Each trains for
+--minutes of wall time on the demo's synthetic dataset and is then judged by the evaluation probes
+(never the teacher): leakage (normalised) with its bootstrap 95% interval, control (mean diagonal
+effect, and per factor) and frame_fd16. The table is printed as Markdown and written with the raw
+results as JSON.
 Use a quiet machine: the variants share the budget in wall time.
 """
 
