@@ -53,10 +53,11 @@ class Readout(Protocol):
 
 def rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Root mean square of a - b over the dimensions both measure, [N, D] x [N, D] -> [N] (NaN if none)."""
-    squared = (a - b).square()
-    # Floored at 1e-12 before the root: two identical readings (the face layer makes some pairs' frames
-    # equal where a factor cannot reach them) would otherwise send an infinite gradient (NaN) into a loss.
-    return squared.nanmean(dim=1).clamp_min(1e-12).sqrt()
+    mean = (a - b).square().nanmean(dim=1)
+    # Two identical readings (the face layer makes some pairs' frames equal where a factor cannot reach
+    # them) give exactly 0, whose root has an infinite gradient (NaN in a loss): the root is taken of a
+    # floored copy and used only where the mean is positive (0 and NaN pass through unchanged).
+    return torch.where(mean > 0, mean.clamp_min(1e-12).sqrt(), mean)
 
 
 class ProbeReadout:

@@ -181,8 +181,9 @@ def test_the_page_and_the_info_it_builds_from(server):
     response, info = request(server, "GET", "/api/info")
     info = json.loads(info)
     assert info["resolution"] == 64 and info["frames"] == 16 and info["factors"] == list(FACTORS)
-    assert info["controls"] == {}  # the built-in has no face layer: no physical sliders
-    assert info["leakage"]["measured"] and "leakage 0.799" in info["leakage"]["caption"]
+    assert {"yaw", "pitch", "roll", "azimuth"} <= set(info["controls"])  # the built-in's face layer
+    shipped = stylevid.load("builtin:synth64").metadata["leakage"]["leakage"]
+    assert info["leakage"]["measured"] and f"leakage {shipped:.3f}" in info["leakage"]["caption"]
     response, heatmap = request(server, "GET", "/api/leakage.png")
     assert response.status == 200 and Image.open(io.BytesIO(heatmap)).size[0] > 300
 

@@ -97,7 +97,8 @@ def test_a_mixed_precision_step_through_the_kernels_matches_float32(
         # reference ops reach under the same autocast (R1's gradient of a gradient loses the most).
         loss_m, grads_m = runs[MixedPrecisionTrainer, "emulate"][name]
         loss_b, grads_b = runs[MixedPrecisionTrainer, "ref"][name]
-        assert math.isclose(loss_m, loss, rel_tol=3e-2), (name, loss_m, loss)
+        reach = abs(loss_b - loss) / max(abs(loss), 1e-6)  # what the reference ops reach in bf16
+        assert math.isclose(loss_m, loss, rel_tol=max(3e-2, 2 * reach)), (name, loss_m, loss, loss_b)
         floor = _cosine(grads_b, grads)
         assert _cosine(grads_m, grads) > min(0.99, floor - 0.02) and floor > 0.9, (
             name,
