@@ -111,6 +111,7 @@ class GeneratorConfig:
     symmetric: bool = True  # the canonical layers are mirror-symmetric by construction
     binary_alpha: bool = True  # silhouettes are 0 or 1 in the forward pass
     learned_depth: bool = True  # identity shapes the head's depth (else one dome for everyone)
+    face_template: bool = False  # the head's albedo starts from a drawn face (eyes, brows, nostrils, lips)
 
     def __post_init__(self) -> None:
         _power_of_two("generator.resolution", self.resolution, 8, 1024)

@@ -191,6 +191,8 @@ def _synth64() -> TrainConfig:
             light="renderer",
             camera_distance=16 / 3,
             pivot=(0.0, 0.1, 0.0),
+            # Its head albedo starts from a face drawn where the renderer paints eyes, brows and mouth.
+            face_template=True,
         ),
         DiscriminatorConfig(resolution=64, frames=3, fuse_resolution=16, channel_base=1024, channel_max=64),
     )

@@ -55,7 +55,11 @@ MARCH_STEPS = 16  # samples along each ray through the depth range
 REFINE_STEPS = 6  # false-position steps that narrow the bracket of the first hit
 DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
 DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at most DEPTH_SCALE)
-DOME_SHAPE = (0.55, 0.72)  # half-axes of the ellipsoid in x and y: the largest synthetic heads'
+# The dome's half-axes in x and y: its depth fits an average synthetic head's face (within 0.05 at the
+# eyes, the mouth and the chin; the first dome, on the heads' outline (0.55, 0.72), lay 0.12 too low at
+# the mouth, so a turned mouth moved 3 pixels less than the renderer's). It reaches past the silhouette
+# (transparent there), which leaves room for hair over the cranium.
+DOME_SHAPE = (0.6, 0.9)
 DEPTH_SCALE = 0.2  # at most: enough for a nose, too little to turn the dome hollow (a hollow face
 # reads as turned the other way, as the first runs' did)
 # Every silhouette starts from a prior shape, as the depth starts from the dome: a head around the pivot
@@ -72,6 +76,28 @@ HEAD_CORE = (0.45, 0.6)  # half-axes of the part of the head every silhouette co
 # head is wider (0.47-0.56) and taller (0.61-0.69); with a smaller core G shrank the head to the core
 CHIN_DROP = 0.5  # the body lies this far below the pivot and lower
 CLIFF = 0.1  # a hit this far (half frame widths) below the head's surface is on the silhouette's cliff
+# A face drawn into every canonical head albedo before identity paints its own, as a 3D morphable model
+# starts from its mean texture: without it the built-in model's heads had no eyes, nose or mouth after
+# 20 kimg, and a featureless symmetric dome looks much the same turned as frontal (the evaluation probes
+# read 0.37 of a set yaw), so nothing asked G to turn its heads as far as the data's. Where the synthetic
+# renderer paints its features on a frontal head of average proportions (stylevid/data/synthetic/head.py,
+# shade.py; checked against its landmarks in tests/core/test_face3d.py), in half frame widths from the
+# pivot, with their logit offsets (R, G, B) to the albedo. Identity's own albedo adds to them and may
+# paint them out.
+TEMPLATE_EYE = (0.217, 0.011)  # the subject's left eye; the right one is its mirror image
+TEMPLATE_EYE_SHAPE = (0.096, 0.048)  # the eye's half-axes; its iris and pupil a disc of TEMPLATE_IRIS
+TEMPLATE_IRIS = 0.04
+TEMPLATE_BROW = (0.217, 0.17, 0.125, 0.025)  # centre x, y, half-length, half-thickness
+TEMPLATE_NOSTRIL = (0.05, -0.221, 0.03)  # centre x, y, radius
+TEMPLATE_MOUTH = (-0.445, 0.152, 0.045)  # centre y, half-width, half-height of the lips
+TEMPLATE_LOGITS = {
+    "sclera": (0.8, 0.8, 0.8),
+    "iris": (-3.0, -3.0, -3.0),
+    "brow": (-2.0, -2.0, -2.0),
+    "nostril": (-1.2, -1.2, -1.2),
+    "lips": (-0.2, -1.1, -0.9),
+    "mouth_line": (-1.5, -1.5, -1.5),
+}
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
 
 
@@ -98,6 +124,47 @@ def _bounded(raw: torch.Tensor, limits: tuple[float, float]) -> torch.Tensor:
 def _symmetric(x: torch.Tensor) -> torch.Tensor:
     """The mirror-symmetric part of images [B, C, H, W]: the same left and right, by construction."""
     return (x + x.flip(-1)) / 2
+
+
+def face_template(resolution: int, pivot: tuple[float, float, float]) -> torch.Tensor:
+    """The drawn face's logit offsets [3, R, R] to the canonical head albedo: eyes (white, a dark iris),
+    brows, nostrils and lips with the line between them, mirror-symmetric about the pivot's column."""
+    axis = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
+    y, x = torch.meshgrid(-axis, axis, indexing="ij")
+    x, y = (x - pivot[0]).abs(), y - pivot[1]  # |x|: one side drawn, the other its mirror image
+
+    def blob(cx, cy, rx, ry):
+        # 1 inside, falling to 0 over about a texel at the outline, so a feature narrower than a
+        # texel still shows at part strength instead of vanishing between pixel centres.
+        q = ((x - cx) / rx).square() + ((y - cy) / ry).square()
+        edge = 2 / resolution / min(rx, ry)
+        return ((1 - q) / edge + 0.5).clamp(0, 1)
+
+    eye = blob(*TEMPLATE_EYE, *TEMPLATE_EYE_SHAPE)
+    iris = eye * blob(*TEMPLATE_EYE, TEMPLATE_IRIS, TEMPLATE_IRIS)
+    bx, by, half_length, thick = TEMPLATE_BROW
+    arch = by + 0.03 * (1 - ((x - bx) / half_length).square())  # highest over the eye's middle
+    texel = 2 / resolution
+    brow = ((thick - (y - arch).abs()) / texel + 0.5).clamp(0, 1) * (
+        (half_length - (x - bx).abs()) / texel + 0.5
+    ).clamp(0, 1)
+    nx, ny, nr = TEMPLATE_NOSTRIL
+    nostril = blob(nx, ny, nr, nr)
+    my, mw, mh = TEMPLATE_MOUTH
+    lips = blob(0.0, my, mw, mh)
+    line = lips * ((texel / 2 - (y - my).abs()) / texel + 0.5).clamp(0, 1)
+    amounts = {
+        "sclera": eye - iris,
+        "iris": iris,
+        "brow": brow,
+        "nostril": nostril,
+        "lips": lips - line,
+        "mouth_line": line,
+    }
+    out = torch.zeros(3, resolution, resolution)
+    for name, amount in amounts.items():
+        out += torch.tensor(TEMPLATE_LOGITS[name])[:, None, None] * amount
+    return out
 
 
 def binary(logit: torch.Tensor) -> torch.Tensor:
@@ -209,12 +276,14 @@ class FaceLayer(nn.Module):
         symmetric: bool = True,
         binary_alpha: bool = True,
         learned_depth: bool = True,
+        template: bool = False,
     ):
         super().__init__()
         if light not in LIGHTS:
             raise ValueError(f"generator.light={light!r}; choose one of {', '.join(LIGHTS)}")
         self.w_dim, self.resolution, self.camera_distance = w_dim, resolution, float(camera_distance)
         self.symmetric, self.binary_alpha, self.learned_depth = symmetric, binary_alpha, learned_depth
+        self.template = template
         self.pose_head = FullyConnected(w_dim, len(POSE_NAMES))
         self.light = LIGHTS[light](w_dim)
         axis = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
@@ -238,6 +307,8 @@ class FaceLayer(nn.Module):
         core = (ellipse(pivot[0], pivot[1], *HEAD_CORE) > 0).float()
         below = (y < pivot[1] - CHIN_DROP).float()
         self.register_buffer("places", torch.stack([core, below])[:, None], persistent=False)
+        drawn = face_template(resolution, pivot) if template else torch.zeros(3, resolution, resolution)
+        self.register_buffer("drawn_face", drawn[None], persistent=False)
         taps = torch.tensor([1.0, 2.0, 1.0])
         self.register_buffer("edge_filter", (taps[:, None] * taps / 16)[None, None], persistent=False)
 
@@ -270,7 +341,7 @@ class FaceLayer(nn.Module):
                 # A quarter of the raw output: an untrained net's noise would otherwise make a rough
                 # surface whose speckled shading the discriminator sees at once.
                 depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4] / 4)
-            out[f"{part}_albedo"] = torch.sigmoid(c[:, :3])
+            out[f"{part}_albedo"] = torch.sigmoid(c[:, :3] + self.drawn_face if part == "head" else c[:, :3])
             out[f"{part}_depth"] = depth.expand(len(c), -1, -1, -1)
             alpha = mask(c[:, 4:5] + self.silhouettes[k])
             place = self.places[k]

@@ -61,6 +61,7 @@ class Generator(nn.Module):
                 c.symmetric,
                 c.binary_alpha,
                 c.learned_depth,
+                c.face_template,
             )
             if c.face3d
             else None

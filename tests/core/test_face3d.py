@@ -16,9 +16,10 @@ from stylevid.config import GeneratorConfig
 from stylevid.data.synthetic.factors import sample_factors
 from stylevid.data.synthetic.head import face_of
 from stylevid.data.synthetic.head import rotation as renderer_rotation
+from stylevid.data.synthetic.render import landmarks
 from stylevid.data.synthetic.trace import CAMERA, SURFACES, VIEW_HALF, camera_rays, place, trace
 from stylevid.networks import Generator
-from stylevid.networks.face3d import CANONICAL_CHANNELS, FaceLayer, RendererLight, rotation
+from stylevid.networks.face3d import CANONICAL_CHANNELS, FaceLayer, RendererLight, face_template, rotation
 
 R = 64
 
@@ -53,6 +54,60 @@ def test_the_canonical_layers_are_mirror_symmetric_by_construction():
     # The ablation's switch really switches it off.
     free = FaceLayer(8, 16, symmetric=False).canonical(torch.randn(1, CANONICAL_CHANNELS, 16, 16))
     assert not torch.equal(free["head_albedo"], free["head_albedo"].flip(-1))
+
+
+def _luminance_at(layer: FaceLayer, yaw: float) -> np.ndarray:
+    """The layer's head [R, R] with flat canonical layers (mid-grey albedo) at yaw degrees, ambient light."""
+    settings = dict(yaw=yaw, pitch=0.0, roll=0.0, azimuth=0.0, elevation=0.0, intensity=0.0, ambient=1.0, warmth=0.0)
+    settings = {k: torch.full((1, 1), float(v)) for k, v in settings.items()}
+    zeros = torch.zeros(1, 1, 8)
+    rgb, alpha, _ = layer(torch.zeros(1, CANONICAL_CHANNELS, R, R), zeros, zeros, settings)
+    return ((rgb[0].mean(0) + 1) / 2 * alpha[0, 0]).detach().numpy()
+
+
+@pytest.mark.parametrize("yaw", [0.0, 30.0, -25.0])
+def test_the_drawn_face_has_eyes_and_mouth_where_the_renderer_puts_them(yaw):
+    """The oracle: the synthetic renderer's landmarks of a head of average proportions at the same yaw.
+    The darkening the drawn face adds (with it minus without) is centred on each eye and the mouth, turned
+    or not: the drawn face is where the renderer paints its features, and the dome as deep as its head.
+    Within a pixel, or 1.5 for the turned mouth: 10 pixels wide and foreshortened more on its far side,
+    its darkness is centred off the centre point the landmark marks."""
+    with_face = FaceLayer(8, R, pivot=(0.0, 0.1, 0.0), template=True)
+    darker = _luminance_at(FaceLayer(8, R, pivot=(0.0, 0.1, 0.0)), yaw) - _luminance_at(with_face, yaw)
+    xy, visible = landmarks(np.full(20, 0.5, np.float32), [math.radians(yaw), 0.0, 0.0], R)
+    for k in (1, 2, 3):  # right eye, left eye, mouth
+        assert visible[k]
+        cx, cy = np.round(xy[k]).astype(int)
+        across = 3 if k < 3 else 6  # the mouth is 10 pixels wide
+        window = darker[cy - 2 : cy + 3, cx - across : cx + across + 1].clip(0)  # brows: 5 pixels above
+        assert window.sum() > 0.5, (k, window.sum())
+        rows, cols = np.mgrid[cy - 2 : cy + 3, cx - across : cx + across + 1]
+        centre = np.array([(cols * window).sum(), (rows * window).sum()]) / window.sum()
+        assert np.hypot(*(centre - xy[k])) < (1.0 if k < 3 or yaw == 0 else 1.5), (k, centre, xy[k])
+
+
+def test_the_dome_is_as_deep_as_an_average_synthetic_face():
+    """The oracle: the renderer's cranium and jaw of a head of average proportions, seen frontally."""
+    from stylevid.data.synthetic.head import surface_z
+    from stylevid.data.synthetic.trace import CAMERA_DISTANCE
+
+    layer = FaceLayer(8, 256, pivot=(0.0, 0.1, 0.0))
+    face = face_of(np.full(20, 0.5, np.float32))
+    points = {"eye": (face.eye_spacing, face.eye_y), "mouth": (0.0, face.mouth_y), "forehead": (0.0, 0.6)}
+    points |= {"chin": (0.0, -0.9), "cheek": (0.45, -0.3)}
+    for name, (x, y) in points.items():
+        z = float(surface_z([face.shapes["cranium"], face.shapes["jaw"]], x, y))  # head units
+        scale = CAMERA_DISTANCE / (CAMERA_DISTANCE - z) / VIEW_HALF  # the frontal camera's projection
+        u, v = x * scale, (y - CAMERA[1]) * scale  # in half frame widths
+        column, row = int((u + 1) / 2 * 256), int((1 - v) / 2 * 256)
+        assert abs(layer.dome[0, 0, row, column].item() - z / VIEW_HALF) < 0.06, name
+
+
+def test_the_drawn_face_is_mirror_symmetric_and_off_unless_asked_for():
+    drawn = face_template(R, (0.0, 0.1, 0.0))
+    assert torch.equal(drawn, drawn.flip(-1))
+    assert drawn.min() < -2.5 and drawn.max() > 0.5  # dark irises, white eyes
+    assert not FaceLayer(8, R).drawn_face.any()
 
 
 def test_silhouettes_are_binary_and_pass_the_sigmoids_gradient():
