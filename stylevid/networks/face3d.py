@@ -327,6 +327,20 @@ class FaceLayer(nn.Module):
         values = self.light.values(w.reshape(-1, w.shape[-1]))
         return {k: v.reshape(*lead, *v.shape[1:]) for k, v in values.items()}
 
+    def values(
+        self, pose: torch.Tensor, lighting: torch.Tensor, settings: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Pose and lighting styles [N, T, w] -> the physical values of every frame, name -> [N, T] (the
+        SH light's unnamed extras with trailing dimensions), with the settings [N, T] in place of the
+        heads' values where they are not NaN."""
+        values = {**self.pose_values(pose), **self.light_values(lighting)}
+        for name, value in (settings or {}).items():
+            if name not in values or name in ("second_order", "colour"):
+                known = ", ".join((*POSE_NAMES, *self.light_names))
+                raise ValueError(f"{name!r} is not a pose or light value of this generator; it has {known}")
+            values[name] = torch.where(torch.isnan(value), values[name], value.to(values[name].dtype))
+        return values
+
     def canonical(self, layers: torch.Tensor) -> dict[str, torch.Tensor]:
         """The painted layers [N, 10, R, R] as named maps: albedo in [0, 1], depth, silhouettes, normals."""
         assert_shape(layers, [None, CANONICAL_CHANNELS, self.resolution, self.resolution], "canonical layers")
@@ -439,12 +453,7 @@ class FaceLayer(nn.Module):
         n, steps = pose.shape[:2]
         assert_shape(pose, [len(layers), None, self.w_dim], "pose styles")
         assert_shape(lighting, [n, steps, self.w_dim], "lighting styles")
-        values = {**self.pose_values(pose), **self.light_values(lighting)}
-        for name, value in (settings or {}).items():
-            if name not in values or name in ("second_order", "colour"):
-                known = ", ".join((*POSE_NAMES, *self.light_names))
-                raise ValueError(f"{name!r} is not a pose or light value of this generator; it has {known}")
-            values[name] = torch.where(torch.isnan(value), values[name], value.to(values[name].dtype))
+        values = self.values(pose, lighting, settings)
         canon = self.canonical(layers)
         frames = lambda x: x[:, None].expand(-1, steps, *x.shape[1:]).reshape(n * steps, *x.shape[1:])  # noqa: E731
         rot = rotation(*(torch.deg2rad(values[k]).reshape(-1) for k in POSE_NAMES))  # [N * T, 3, 3]

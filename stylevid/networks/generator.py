@@ -142,12 +142,9 @@ class Generator(nn.Module):
                 " physical values"
             )
         t = batch_times(t, len(codes), codes.identity.device)
-        values = {
-            **self.face.pose_values(self.trajectory_styles("pose", codes.pose, t)),
-            **self.face.light_values(self.trajectory_styles("lighting", codes.lighting, t)),
-        }
-        for name, value in (self.settings(codes, t) or {}).items():
-            values[name] = torch.where(torch.isnan(value), values[name], value)
+        pose = self.trajectory_styles("pose", codes.pose, t)
+        lighting = self.trajectory_styles("lighting", codes.lighting, t)
+        values = self.face.values(pose, lighting, self.settings(codes, t))
         return {k: v for k, v in values.items() if v.ndim == 2}
 
     def settings(self, codes: Codes, t: torch.Tensor) -> dict[str, torch.Tensor] | None:
