@@ -42,13 +42,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import stylevid
 from stylevid.api import VideoGenerator
 from stylevid.data import synthetic
 from stylevid.data.dataset import VideoClipDataset
-from stylevid.data.faces import detect_faces, face_detector, one_thread
+from stylevid.metrics.faces_found import FACE_SIDE, face_share
 from stylevid.metrics.leakage import ProbeReadout, Readout
 from stylevid.metrics.probes import PROBE_RESOLUTION, load_probes
 
@@ -57,7 +56,6 @@ PITCHES = tuple(range(-20, 21, 10))
 AZIMUTHS = tuple(range(-60, 61, 20))
 ANGLES = ("yaw", "pitch", "roll", "azimuth", "elevation")  # degrees in the controls, radians in the renderer
 SOFT = (0.1, 0.9)  # alpha strictly between these is a blend of face and backdrop
-FACE_SIDE = 160  # MTCNN's smallest face is 20 px: 64² heads are upsampled alike before detection
 FIGURE_ROWS = 4
 RENDERER_SEED = 22  # the renderer's reference heads: seeds (RENDERER_SEED, i), not the dataset's
 DATA_SEED = 0
@@ -195,16 +193,6 @@ def alpha_shares(alpha: torch.Tensor) -> dict:
         "opaque": float((alpha > high).float().mean()),
         "median": float(alpha.median()),
     }
-
-
-def face_share(frames: torch.Tensor, side: int = FACE_SIDE) -> float:
-    """The share of frames [N, 3, R, R] in [-1, 1] where MTCNN finds a face, upsampled bilinearly to side²."""
-    big = F.interpolate(frames.float(), size=side, mode="bilinear", align_corners=False)
-    images = ((big.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    detector = face_detector()
-    with one_thread():
-        found = [len(detect_faces(detector, image)[0]) > 0 for image in images]
-    return float(np.mean(found))
 
 
 def data_frames(path: str | Path, count: int) -> tuple[torch.Tensor, np.ndarray]:

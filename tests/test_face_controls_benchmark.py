@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
 from tiny import tiny_config
 
 from stylevid.api import VideoGenerator
@@ -118,11 +116,3 @@ def test_the_renderers_relight_moves_the_probes_azimuth_and_little_else():
     moved = face_controls.movement(ProbeReadout(probe), frames, 1, ("identity", "background"))
     for factor in ("identity", "background"):
         assert 0 < moved[factor]["moved"] < moved[factor]["new_sample"]
-
-
-def test_mtcnn_finds_an_upsampled_64px_face_and_none_in_a_flat_frame():
-    face = np.asarray(Image.fromarray(data.astronaut()[:300, 90:390]).resize((64, 64), Image.Resampling.BOX))
-    frames = (
-        torch.from_numpy(np.stack([face, np.full_like(face, 128)])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    )
-    assert face_controls.face_share(frames) == 0.5

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
+from stylevid.metrics.faces_found import FACE_SIDE, face_share
 from stylevid.metrics.frechet import frechet_distance
 from stylevid.metrics.leakage import ProbeReadout, leakage_matrix, plot_leakage
 from stylevid.training.config import TrainConfig, train_preset
@@ -29,6 +30,7 @@ from stylevid.video import save_video
 
 THUMBNAIL = 16
 LEAKAGE_VIDEOS = 32  # about 40 s per measurement on 2 cores
+FACE_FRAMES = 256  # frames MTCNN looks at, generated and real
 
 
 def thumbnail_fd(a: np.ndarray, b: np.ndarray) -> float:
@@ -145,10 +147,18 @@ def run_demo(
     readout = ProbeReadout()
     real = thumbnails(real_frames(dataset, 1024))
     untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout)
+    untrained_faces = face_share(fake_frames(VideoGenerator(trainer.G_ema, config.model), FACE_FRAMES))
     trainer.train(progress=progress, seconds=minutes * 60)
     gen = VideoGenerator(trainer.G_ema, config.model)
     trained, leakage = evaluate(gen, real, readout)
     baseline = thumbnail_fd(real[::2], real[1::2])
+    faces = {
+        "description": f"share of frames in which MTCNN finds a face (p >= 0.9, upsampled to {FACE_SIDE}²),"
+        f" {FACE_FRAMES} generated frames and {FACE_FRAMES} of the data's",
+        "untrained": untrained_faces,
+        "trained": face_share(fake_frames(gen, FACE_FRAMES)),
+        "data": face_share(real_frames(dataset, FACE_FRAMES, seed=1)),
+    }
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)
     codes = gen.sample(8, seed=0, frames=16)
@@ -174,6 +184,7 @@ def run_demo(
             "share": leakage["share"],
             "effect": leakage["effect"],
         },
+        "faces_found": faces,
         "kimg": trainer.nimg / 1000,
         "train_minutes": minutes,
         "dataset": str(data),

@@ -58,7 +58,9 @@ def test_the_canonical_layers_are_mirror_symmetric_by_construction():
 
 def _luminance_at(layer: FaceLayer, yaw: float) -> np.ndarray:
     """The layer's head [R, R] with flat canonical layers (mid-grey albedo) at yaw degrees, ambient light."""
-    settings = dict(yaw=yaw, pitch=0.0, roll=0.0, azimuth=0.0, elevation=0.0, intensity=0.0, ambient=1.0, warmth=0.0)
+    settings = dict(
+        yaw=yaw, pitch=0.0, roll=0.0, azimuth=0.0, elevation=0.0, intensity=0.0, ambient=1.0, warmth=0.0
+    )
     settings = {k: torch.full((1, 1), float(v)) for k, v in settings.items()}
     zeros = torch.zeros(1, 1, 8)
     rgb, alpha, _ = layer(torch.zeros(1, CANONICAL_CHANNELS, R, R), zeros, zeros, settings)
