@@ -5,11 +5,12 @@
 Every variant starts from the synth64 preset (the `make demo` recipe) with one part taken away:
 a pair term (keep / move / contrast), the teacher (no pair terms at all), one prior of the face
 layer (symmetric canonical layers, binary silhouettes, learned depth, the drawn face), or the face
-layer itself (`old_priors`: the earlier 2-D priors, shading and pose_warp, in its place). Each trains for
---minutes of wall time on the demo's synthetic dataset and is then judged by the evaluation probes
-(never the teacher): leakage (normalised) with its bootstrap 95% interval, control (mean diagonal
-effect, and per factor), frame_fd16, and the share of generated frames in which MTCNN (which no
-synth64 loss reads) finds a face, beside the data's. The table is printed as Markdown and written with the raw
+layer itself (`old_priors`: the earlier 2-D priors, shading and pose_warp, in its place). Each
+trains for --minutes of wall time on the demo's synthetic dataset and is then judged by the
+evaluation probes (never the teacher): leakage (normalised) with its bootstrap 95% interval,
+control (mean diagonal effect, and per factor); by frame_fd16 and frame_fd_vgg (VGG-16 features
+of the frames at 64²); and by the share of generated frames in which MTCNN (which no synth64 loss
+reads) finds a face, beside the data's. The table is printed as Markdown and written with the raw
 results as JSON.
 Use a quiet machine: the variants share the budget in wall time.
 """
@@ -29,7 +30,7 @@ from stylevid.data.synthetic import synthesize
 from stylevid.metrics.faces_found import face_share
 from stylevid.metrics.leakage import ProbeReadout
 from stylevid.training.config import TrainConfig, train_preset
-from stylevid.training.demo import FACE_FRAMES, evaluate, fake_frames, real_frames, thumbnails
+from stylevid.training.demo import FACE_FRAMES, RealReference, evaluate, fake_frames, real_frames
 from stylevid.training.distributed import ProcessGroup
 from stylevid.training.run import open_dataset
 from stylevid.training.trainer import Trainer
@@ -80,16 +81,17 @@ def run_variant(name: str, data: Path, minutes: float, out: Path, real, readout,
 def table(rows: list[dict], data_faces: float) -> str:
     """The Markdown table of the rows; data_faces: the share of the data's frames with a face found."""
     lines = [
-        "| variant | kimg | leakage [95% CI] | control | id, pose, light, bg | frame_fd16 |"
+        "| variant | kimg | leakage [95% CI] | control | id, pose, light, bg | frame_fd16 | frame_fd_vgg |"
         f" MTCNN faces (data {data_faces:.0%}) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         low, high = r["interval"]["leakage"]
         per = " / ".join(f"{v:.2f}" for v in r["control_per_factor"].values())
         lines.append(
             f"| {r['variant']} | {r['kimg']:.1f} | {r['leakage']:.2f} [{low:.2f}, {high:.2f}] |"
-            f" {r['control']:.2f} | {per} | {r['frame_fd16']:.1f} | {r['faces_found']:.1%} |"
+            f" {r['control']:.2f} | {per} | {r['frame_fd16']:.1f} | {r['frame_fd_vgg']:.3f} |"
+            f" {r['faces_found']:.1%} |"
         )
     return "\n".join(lines)
 
@@ -113,18 +115,26 @@ def main() -> None:
     data = synthesize(args.data, videos=192, frames=32, resolution=64, seed=0, workers=2)
     readout = ProbeReadout()
     dataset = open_dataset(data, train_preset("synth64"))
-    real = thumbnails(real_frames(dataset, 1024))
+    real = RealReference.of(real_frames(dataset, 1024))
     data_faces = face_share(real_frames(dataset, FACE_FRAMES, seed=1))
+    baseline = real.real_vs_real()
     rows, started = [], time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
         rows.append(run_variant(name, data, args.minutes, args.out, real, readout, args.device))
         print(table(rows[-1:], data_faces).splitlines()[-1], flush=True)
-        result = {"minutes": args.minutes, "data_faces_found": data_faces, "rows": rows}
+        result = {
+            "minutes": args.minutes,
+            "data_faces_found": data_faces,
+            "real_vs_real": baseline,
+            "rows": rows,
+        }
         (args.out / "ablation.json").write_text(json.dumps(result, indent=2))
     spent = (time.monotonic() - started) / 60
     print(f"\n{args.minutes:g} minutes per variant on {args.device}, {spent:.0f} minutes in all\n")
     print(table(rows, data_faces))
+    fd16, vgg = baseline["frame_fd16"], baseline["frame_fd_vgg"]
+    print(f"\nreal-vs-real: frame_fd16 {fd16:.1f}, frame_fd_vgg {vgg:.3f}")
 
 
 if __name__ == "__main__":

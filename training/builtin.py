@@ -3,9 +3,10 @@
     python -m stylevid.training.builtin RUN[/snapshot-NNNNNNNNN.safetensors] [--data demo/synthetic-64.zip]
 
 writes ``stylevid/builtin/synth64.safetensors`` (G_ema, the model and training configuration, and
-the scores in its metadata) and ``synth64.json`` beside it (the scores: frame_fd16 against the
-data, the leakage read by the evaluation probes with its bootstrap interval, control per factor,
-the snapshot's kimg). `make builtin` trains the snapshot first (the synth64 recipe, 30 kimg).
+the scores in its metadata) and ``synth64.json`` beside it (the scores: frame_fd16 and
+frame_fd_vgg against the data, the leakage read by the evaluation probes with its bootstrap
+interval, control per factor, the snapshot's kimg). `make builtin` trains the snapshot first (the
+synth64 recipe, 30 kimg).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from stylevid.api import load
 from stylevid.atomic import write_atomically
 from stylevid.metrics.leakage import ProbeReadout
 from stylevid.training.config import TrainConfig
-from stylevid.training.demo import evaluate, real_frames, thumbnail_fd, thumbnails
+from stylevid.training.demo import RealReference, evaluate, real_frames
 from stylevid.training.run import open_dataset
 from stylevid.training.run_folder import read_latest
 
@@ -34,14 +35,17 @@ def export_builtin(
     ckpt = checkpoint.load_checkpoint(snapshot)
     training = checkpoint.read_config(ckpt, "training", TrainConfig.from_dict)
     gen = load(snapshot)
-    real = thumbnails(real_frames(open_dataset(data, training), 1024))
+    real = RealReference.of(real_frames(open_dataset(data, training), 1024))
     scores, result = evaluate(gen, real, ProbeReadout())
+    baseline = real.real_vs_real()
     info = {
         "snapshot": snapshot.name,
         "kimg": ckpt.metadata.get("kimg"),
         "data": str(data),
         "frame_fd16": scores.pop("frame_fd16"),
-        "real_vs_real_fd16": thumbnail_fd(real[::2], real[1::2]),
+        "real_vs_real_fd16": baseline["frame_fd16"],
+        "frame_fd_vgg": scores.pop("frame_fd_vgg"),
+        "real_vs_real_fd_vgg": baseline["frame_fd_vgg"],
         "leakage": {**scores, "floor": result["floor"], "share": result["share"], "effect": result["effect"]},
     }
     out = Path(folder) / builtin.MODELS[name]

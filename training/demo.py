@@ -10,6 +10,7 @@ whose I3D embeds 0.3 clips/s on a CPU: far too slow for a demo.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -21,8 +22,10 @@ import torch.nn.functional as F
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
 from stylevid.metrics.faces_found import FACE_SIDE, face_share
+from stylevid.metrics.frame_features import feature_fd, vgg_features
 from stylevid.metrics.frechet import frechet_distance
 from stylevid.metrics.leakage import ProbeReadout, leakage_matrix, plot_leakage
+from stylevid.metrics.lpips import LPIPSDistance, load_lpips
 from stylevid.training.config import TrainConfig, train_preset
 from stylevid.training.run import open_dataset
 from stylevid.training.trainer import Trainer
@@ -71,17 +74,48 @@ def swap_sheet(gen: VideoGenerator, frames: int = 24) -> torch.Tensor:
     return gen.render(Codes.cat([same_person, same_scene]), frames)
 
 
-def evaluate(gen: VideoGenerator, real: np.ndarray, readout: ProbeReadout) -> tuple[dict, dict]:
-    """frame_fd16 against real thumbnails [N, 768] and the leakage read by the evaluation probes.
+@dataclasses.dataclass
+class RealReference:
+    """The data's frames as the scores compare with them: thumbnails [N, 768] for frame_fd16 and, for
+    frame_fd_vgg, VGG features [N, 1024] (metrics/frame_features.py) with the network."""
+
+    thumbnails: np.ndarray
+    features: np.ndarray | None = None
+    vgg: LPIPSDistance | None = None
+
+    @classmethod
+    def of(cls, frames: torch.Tensor, vgg: bool = True) -> RealReference:
+        """Of real frames [N, 3, R, R] in [-1, 1]; without vgg, frame_fd16 only."""
+        if not vgg:
+            return cls(thumbnails(frames))
+        model = load_lpips("vgg")
+        return cls(thumbnails(frames), vgg_features(frames, model), model)
+
+    def real_vs_real(self) -> dict[str, float]:
+        """Each distance between the two halves of the data's frames (every other frame)."""
+        out = {"frame_fd16": thumbnail_fd(self.thumbnails[::2], self.thumbnails[1::2])}
+        if self.features is not None:
+            out["frame_fd_vgg"] = feature_fd(self.features[::2], self.features[1::2])
+        return out
+
+
+def evaluate(
+    gen: VideoGenerator, real: RealReference, readout: ProbeReadout, vgg: bool = True
+) -> tuple[dict, dict]:
+    """frame_fd16 (and frame_fd_vgg, when the reference has features and vgg) against the data's
+    frames, and the leakage read by the evaluation probes.
 
     The probes are the metric's (another seed and shape than any teacher; no loss reads them).
-    Returns the scalars {frame_fd16, leakage (normalised by the probes' floor), raw_leakage, control,
-    control_per_factor, interval} and the whole leakage result (matrices).
+    Returns the scalars {frame_fd16, [frame_fd_vgg,] leakage (normalised by the probes' floor),
+    raw_leakage, control, control_per_factor, interval} and the whole leakage result (matrices).
     """
-    fd = thumbnail_fd(real, thumbnails(fake_frames(gen, len(real))))
+    fake = fake_frames(gen, len(real.thumbnails))
+    scores = {"frame_fd16": thumbnail_fd(real.thumbnails, thumbnails(fake))}
+    if vgg and real.features is not None:
+        scores["frame_fd_vgg"] = feature_fd(real.features, vgg_features(fake, real.vgg))
     result = leakage_matrix(gen, readout, videos=LEAKAGE_VIDEOS, floor=readout.probe.floor["raw_leakage"])
     keys = ("leakage", "raw_leakage", "control", "control_per_factor", "interval")
-    return {"frame_fd16": fd, **{key: result[key] for key in keys}}, result
+    return {**scores, **{key: result[key] for key in keys}}, result
 
 
 def plot_curves(stats_path: Path, out: Path) -> None:
@@ -145,13 +179,13 @@ def run_demo(
     run = out / "run"
     trainer = Trainer(config, dataset, run, workers=workers)
     readout = ProbeReadout()
-    real = thumbnails(real_frames(dataset, 1024))
-    untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout)
+    real = RealReference.of(real_frames(dataset, 1024))
+    untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout, vgg=False)
     untrained_faces = face_share(fake_frames(VideoGenerator(trainer.G_ema, config.model), FACE_FRAMES))
     trainer.train(progress=progress, seconds=minutes * 60)
     gen = VideoGenerator(trainer.G_ema, config.model)
     trained, leakage = evaluate(gen, real, readout)
-    baseline = thumbnail_fd(real[::2], real[1::2])
+    baseline = real.real_vs_real()
     faces = {
         "description": f"share of frames in which MTCNN finds a face (p >= 0.9, upsampled to {FACE_SIDE}²),"
         f" {FACE_FRAMES} generated frames and {FACE_FRAMES} of the data's",
@@ -173,7 +207,13 @@ def run_demo(
         "description": "Frechet distance of 16x16 thumbnails, 1024 real vs 1024 fake frames; lower is better",
         "untrained": untrained.pop("frame_fd16"),
         "trained": trained.pop("frame_fd16"),
-        "real_vs_real": baseline,
+        "real_vs_real": baseline["frame_fd16"],
+        "frame_fd_vgg": {
+            "description": "Frechet distance of VGG-16 features (relu4_3 and relu5_3 means) of 1024 real vs"
+            " 1024 fake frames at 64x64 (metrics/frame_features.py); lower is better",
+            "trained": trained.pop("frame_fd_vgg"),
+            "real_vs_real": baseline["frame_fd_vgg"],
+        },
         "leakage": {
             "description": "leakage read by the evaluation probes: (raw_leakage - floor) / (0.75 - floor),"
             " 0 = as separate as the renderer itself, 1 = every latent moves every factor alike;"
