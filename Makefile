@@ -56,7 +56,7 @@ test: lint browser
 test-py312:
 	bash .ci/other_python.sh
 
-# The main job: synthetic faces, synth64 trained on the CPU for 14 minutes, report in demo/report.
+# The main job: synthetic faces, synth64 trained on the CPU for 12.5 minutes, report in demo/report.
 demo: $(VENV)/.installed
 	$(PY) -m stylevid demo --out demo
 

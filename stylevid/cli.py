@@ -391,7 +391,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--videos", type=options.positive_int, default=192)
     demo.add_argument("--frames", type=options.positive_int, default=32)
     demo.add_argument(
-        "--minutes", type=options.float_in(0, 1e4, open_low=True), default=14.0, help="training time budget"
+        "--minutes", type=options.float_in(0, 1e4, open_low=True), default=12.5, help="training time budget"
     )
     demo.add_argument(
         "--workers",

@@ -148,7 +148,7 @@ def run_demo(
     out: str | Path = "demo",
     videos: int = 192,
     frames: int = 32,
-    minutes: float = 14.0,
+    minutes: float = 12.5,
     workers: int = 0,
     config: TrainConfig | None = None,
     render_workers: int = 2,
