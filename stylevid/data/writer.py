@@ -83,6 +83,7 @@ class DatasetWriter:
         self.is_zip = self.path.suffix.lower() == ".zip"
         # dataset.json records of the complete videos, by name, in the order written.
         self._records: dict[str, dict[str, Any]] = {}
+        self._unchanged: set[str] | None = None  # a resumed zip's complete videos, until one is added
         self._closed = False
         self._failure: BaseException | None = None
         self._saved_at, self._save_seconds = time.monotonic(), 0.0
@@ -153,6 +154,7 @@ class DatasetWriter:
             if self.path.exists():
                 with zipfile.ZipFile(self.path) as old:
                     self._resume(old.read(INDEX_FILE), f"{self.path}/{INDEX_FILE}")
+                    self._unchanged = set(self._records)
                     for info in old.infolist():
                         if info.filename != INDEX_FILE:
                             self._zip.writestr(info, old.read(info))
@@ -294,6 +296,12 @@ class DatasetWriter:
         self._closed = True
         if not self.is_zip:
             self._save_index()
+            return
+        if self._unchanged is not None and set(self._records) == self._unchanged:
+            # Resumed and nothing added: the zip on disk is already this dataset. Keeping it (not
+            # rewriting 36 MB) also lets several processes open one finished dataset at once: each
+            # opening removes the others' temporary files, which a rewrite would need.
+            self._abort()
             return
         try:
             self._zip.writestr(INDEX_FILE, self._index_bytes(), compress_type=zipfile.ZIP_DEFLATED)

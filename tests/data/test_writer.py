@@ -224,3 +224,24 @@ def test_resuming_with_other_settings_or_into_a_foreign_folder_is_refused(tmp_pa
     with pytest.raises(ValueError, match="not empty"):
         DatasetWriter(tmp_path / "photos", 25.0, SIZE)
     assert (tmp_path / "photos" / "me.jpg").exists()
+
+
+def test_a_finished_zip_opened_by_two_writers_at_once_is_kept_as_it_is(tmp_path):
+    """Resuming a zip and adding nothing leaves the file untouched (no 36 MB rewrite), so two processes
+    may open one finished dataset at once: the second's opening removes the first's temporary file,
+    which its close would otherwise need (the ablation's two processes crashed on it)."""
+    path = tmp_path / "ds.zip"
+    videos = [clip(i, t) for i, t in enumerate([2, 3])]
+    write(path, [2, 3])
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    first = DatasetWriter(path, 30.0, SIZE, NAMES)
+    second = DatasetWriter(path, 30.0, SIZE, NAMES)
+    second.close()
+    first.close()
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert temps(tmp_path) == []
+    check_dataset(path, videos)
+    # A resumed writer that adds a video still writes the zip.
+    with DatasetWriter(path, 30.0, SIZE, NAMES) as writer:
+        writer.add_video("video_2", clip(2, 4), factors(2, 4))
+    check_dataset(path, [*videos, clip(2, 4)])
