@@ -67,7 +67,11 @@ def pose_from_points(points: torch.Tensor) -> torch.Tensor:
 def face_distance(factor: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Distances [N] of face features [N, D]: 1 - cos for identity (unit vectors), else RMS; NaN stays NaN."""
     if factor == "identity":
-        return 1 - (a * b).sum(dim=1)
+        # Unmeasured rows are zeroed before the product, so their NaN sends no NaN gradient back.
+        valid = ~(a.isnan().any(dim=1) | b.isnan().any(dim=1))
+        a, b = (torch.where(valid[:, None], x, torch.zeros_like(x)) for x in (a, b))
+        distance = 1 - (a * b).sum(dim=1)
+        return torch.where(valid, distance, torch.full_like(distance, float("nan")))
     return rms_distance(a, b)
 
 

@@ -53,11 +53,19 @@ class Readout(Protocol):
 
 def rms_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Root mean square of a - b over the dimensions both measure, [N, D] x [N, D] -> [N] (NaN if none)."""
-    mean = (a - b).square().nanmean(dim=1)
-    # Two identical readings (the face layer makes some pairs' frames equal where a factor cannot reach
-    # them) give exactly 0, whose root has an infinite gradient (NaN in a loss): the root is taken of a
-    # floored copy and used only where the mean is positive (0 and NaN pass through unchanged).
-    return torch.where(mean > 0, mean.clamp_min(1e-12).sqrt(), mean)
+    # Written so that its gradient is finite wherever the value is used: a NaN (unmeasured) entry, even
+    # one masked out later, would otherwise send 0 * NaN = NaN back through the square, nanmean's
+    # division by a zero count, or the root; and two identical readings (the face layer makes some
+    # pairs' frames equal where a factor cannot reach them) give 0, whose root has an infinite gradient.
+    diff = a - b
+    measured = ~torch.isnan(diff)
+    diff = torch.where(measured, diff, torch.zeros_like(diff))
+    count = measured.sum(dim=1)
+    mean = diff.square().sum(dim=1) / count.clamp_min(1)
+    positive = mean > 0
+    root = torch.where(positive, mean, torch.ones_like(mean)).sqrt()
+    distance = torch.where(positive, root, torch.zeros_like(root))
+    return torch.where(count > 0, distance, torch.full_like(distance, math.nan))
 
 
 class ProbeReadout:

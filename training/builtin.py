@@ -44,8 +44,8 @@ def export_builtin(
         "data": str(data),
         "frame_fd16": scores.pop("frame_fd16"),
         "real_vs_real_fd16": baseline["frame_fd16"],
-        "frame_fd_vgg": scores.pop("frame_fd_vgg"),
-        "real_vs_real_fd_vgg": baseline["frame_fd_vgg"],
+        "frame_fd_vgg": scores.pop("frame_fd_vgg", None),  # None below VGG's 32²
+        "real_vs_real_fd_vgg": baseline.get("frame_fd_vgg"),
         "leakage": {**scores, "floor": result["floor"], "share": result["share"], "effect": result["effect"]},
     }
     out = Path(folder) / builtin.MODELS[name]

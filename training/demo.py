@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from stylevid.api import VideoGenerator
 from stylevid.codes import Codes
 from stylevid.metrics.faces_found import FACE_SIDE, face_share
-from stylevid.metrics.frame_features import feature_fd, vgg_features
+from stylevid.metrics.frame_features import MIN_SIDE, feature_fd, vgg_features
 from stylevid.metrics.frechet import frechet_distance
 from stylevid.metrics.leakage import ProbeReadout, leakage_matrix, plot_leakage
 from stylevid.metrics.lpips import LPIPSDistance, load_lpips
@@ -85,8 +85,9 @@ class RealReference:
 
     @classmethod
     def of(cls, frames: torch.Tensor, vgg: bool = True) -> RealReference:
-        """Of real frames [N, 3, R, R] in [-1, 1]; without vgg, frame_fd16 only."""
-        if not vgg:
+        """Of real frames [N, 3, R, R] in [-1, 1]; without vgg, or for frames smaller than VGG's
+        MIN_SIDE, frame_fd16 only."""
+        if not vgg or min(frames.shape[-2:]) < MIN_SIDE:
             return cls(thumbnails(frames))
         model = load_lpips("vgg")
         return cls(thumbnails(frames), vgg_features(frames, model), model)
@@ -211,8 +212,8 @@ def run_demo(
         "frame_fd_vgg": {
             "description": "Frechet distance of VGG-16 features (relu5_3 means) of 1024 real vs"
             " 1024 fake frames at 64x64 (metrics/frame_features.py); lower is better",
-            "trained": trained.pop("frame_fd_vgg"),
-            "real_vs_real": baseline["frame_fd_vgg"],
+            "trained": trained.pop("frame_fd_vgg", None),
+            "real_vs_real": baseline.get("frame_fd_vgg"),
         },
         "leakage": {
             "description": "leakage read by the evaluation probes: (raw_leakage - floor) / (0.75 - floor),"

@@ -56,7 +56,11 @@ def pair_distances(
     for f in FACTORS:
         p, k = base[f].shape[:2]
         d = teacher.distance(f, base[f].flatten(0, 1), variant[f].flatten(0, 1)).reshape(p, k)
-        out[f] = d.nanmean(dim=1) / spread[f]
+        # A masked mean, not nanmean: its gradient for a pair with no measured frame is 0/0 = NaN.
+        measured = ~d.isnan()
+        count = measured.sum(dim=1)
+        mean = _nan_to_zero(d).sum(dim=1) / count.clamp_min(1)
+        out[f] = torch.where(count > 0, mean, torch.full_like(mean, float("nan"))) / spread[f]
     return out
 
 
@@ -65,14 +69,16 @@ def teacher_keep(distances: dict[str, torch.Tensor], changed: list[str]) -> torc
     rows = []
     for i, factor in enumerate(changed):
         kept = torch.stack([distances[g][i] for g in FACTORS if g != factor])
-        rows.append(_nan_to_zero(kept.square()).sum() / (~kept.isnan()).sum().clamp_min(1))
+        rows.append(_nan_to_zero(kept).square().sum() / (~kept.isnan()).sum().clamp_min(1))
     return torch.stack(rows)
 
 
 def teacher_move(distances: dict[str, torch.Tensor], changed: list[str], margin: float) -> torch.Tensor:
     """Per pair [P]: squared shortfall of the changed factor's movement below `margin` spreads."""
     moved = torch.stack([distances[f][i] for i, f in enumerate(changed)])
-    return _nan_to_zero((margin - moved).clamp_min(0).square())
+    # Unmeasured (NaN) counts as moved far enough: loss 0, and no NaN gradient through the square.
+    moved = torch.where(moved.isnan(), torch.full_like(moved, margin), moved)
+    return (margin - moved).clamp_min(0).square()
 
 
 def teacher_contrast(

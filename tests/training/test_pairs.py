@@ -131,3 +131,33 @@ def test_pair_terms_leave_out_what_the_teacher_cannot_measure():
     contrast = losses.teacher_contrast(embeddings, torch.tensor([0, 0, 1, 1]), spread=1.0)
     assert contrast[2] == 0 and contrast[3] == 0  # its positive is unmeasured
     assert torch.isfinite(contrast).all()
+
+
+def test_unmeasured_readings_send_no_nan_gradient_into_the_pair_terms():
+    """The faces teacher reads NaN where MTCNN finds no face (a whole identity row) or a background
+    patch is unmeasurable (one entry). Masked out of the losses, they must not come back as NaN
+    gradients (0 * NaN), which turned G NaN in one step once the built-in model drew faces MTCNN finds
+    in some frames and not others."""
+    from types import SimpleNamespace
+
+    from stylevid.metrics.face_readout import face_distance
+    from stylevid.training.losses import pair_distances, teacher_keep, teacher_move
+
+    torch.manual_seed(0)
+    base = {f: torch.nn.functional.normalize(torch.randn(4, 3, 5), dim=-1) for f in FACTORS}
+    variant = {f: torch.nn.functional.normalize(torch.randn(4, 3, 5), dim=-1) for f in FACTORS}
+    base["identity"][0] = float("nan")  # no face in any frame of pair 0
+    base["identity"][1, 2] = float("nan")  # nor in one frame of pair 1
+    variant["background"][:, 1, 3] = float("nan")  # one unmeasurable entry per pair
+    variant["pose"][2] = float("nan")
+    leaves = {f: x.requires_grad_() for f, x in base.items()}
+    teacher = SimpleNamespace(distance=face_distance)
+    distances = pair_distances(teacher, leaves, variant, {f: 1.0 for f in FACTORS})
+    assert distances["identity"][0].isnan() and distances["identity"][1:].isfinite().all()
+    changed = ["identity", "pose", "lighting", "background"]
+    loss = teacher_keep(distances, changed).sum() + teacher_move(distances, changed, 2.0).sum()
+    assert loss.isfinite()
+    loss.backward()
+    for factor, leaf in leaves.items():
+        assert leaf.grad.isfinite().all(), factor
+    assert leaves["pose"].grad.abs().sum() > 0  # measured readings still get gradients
