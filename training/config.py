@@ -14,6 +14,9 @@ class LossWeights:
     """Weights of the regularisers; 0 switches a term off. The disentanglement terms are Disentangle's."""
 
     r1_gamma: float = 1.0  # R1 penalty on real clips, applied lazily
+    # The face layer's pose and light values held to the data's distribution of them
+    # (training/value_prior.py; the synthetic renderer's light only)
+    value_prior: float = 0.0
 
 
 # The weights of the factor head learned alongside G (InfoGAN's Q) that earlier versions trained:
@@ -116,6 +119,15 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.loss.r1_gamma < 0:
             raise ValueError(f"r1_gamma={self.loss.r1_gamma} must be >= 0 (0 switches R1 off)")
+        if not self.loss.value_prior >= 0:
+            raise ValueError(f"loss.value_prior={self.loss.value_prior} must be >= 0 (0 switches it off)")
+        generator = self.model.generator
+        if self.loss.value_prior and not (generator.face3d and generator.light == "renderer"):
+            raise ValueError(
+                f"loss.value_prior={self.loss.value_prior} holds the face layer's values to the synthetic"
+                " renderer's distribution: it needs generator.face3d with generator.light='renderer'"
+                f" (this generator: face3d={generator.face3d}, light={generator.light!r}); set it to 0"
+            )
         if self.r1_interval < 1 or self.snapshot_ticks < 1:
             raise ValueError("r1_interval and snapshot_ticks must be at least 1")
         if self.disentangle.active and self.batch % 2:
@@ -206,7 +218,9 @@ def _synth64() -> TrainConfig:
         kimg=20.0,
         tick_kimg=1.0,
         snapshot_ticks=5,
-        loss=LossWeights(r1_gamma=1.0),
+        # The light's energy and the head's turns spread as the renderer's: without it G dimmed the light
+        # to its bound and painted brightness into the albedo (training/value_prior.py).
+        loss=LossWeights(r1_gamma=1.0, value_prior=1.0),
         augment=AugmentConfig(enabled=False),
     )
 

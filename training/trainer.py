@@ -31,6 +31,7 @@ from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_t
 from stylevid.training.run_folder import LATEST, STATS, keep_ticks_up_to, read_latest
 from stylevid.training.stop import ignore_in_worker
 from stylevid.training.teachers import load_teacher, teacher_spread
+from stylevid.training.value_prior import PRIOR_TIMES, PRIOR_VIDEOS, ValuePrior
 
 # With several processes, how often (in steps) they agree on whether to stop or save (Trainer._decide).
 DECIDE_STEPS = 8
@@ -88,6 +89,8 @@ class Trainer:
         k = config.model.discriminator.frames
         self.frames_per_clip = k
         self.teacher, self.spread = None, None
+        light = config.model.generator.light
+        self.value_prior = ValuePrior(light, device) if config.loss.value_prior > 0 else None
         if config.disentangle.active:
             if (config.batch // self.process.world) % 2:
                 raise ValueError(
@@ -225,7 +228,23 @@ class Trainer:
         self._record("loss/G_adversarial", per_clip)
         self._track_means(codes, parts)
         loss = per_clip.sum() / cfg.batch
+        if self.value_prior is not None:
+            loss = loss + self._value_prior_term(rng)
         return loss if changed is None else loss + self._pair_terms(frames, changed, ramp)
+
+    def _value_prior_term(self, rng: np.random.Generator) -> torch.Tensor:
+        """The face layer's values on a batch of codes of their own against the data's distribution, as
+        this process's share (every process draws the same batch; their gradients are summed)."""
+        videos, frames = PRIOR_VIDEOS, self.cfg.video_frames
+        codes = self.G.sample(videos, seed=int(rng.integers(2**31 - 1)), frames=frames)
+        t = torch.from_numpy(rng.uniform(0, frames - 1, (videos, PRIOR_TIMES))).float()
+        t = t.to(self.process.device, non_blocking=True)
+        pose = self.G.trajectory_styles("pose", codes.pose, t)
+        lighting = self.G.trajectory_styles("lighting", codes.lighting, t)
+        with full_precision(self.process.device):
+            distance = self.value_prior(self.G.face.values(pose.float(), lighting.float()))
+        self.means["loss/value_prior"].append(distance.detach())
+        return self.cfg.loss.value_prior * distance / self.process.world
 
     def _pair_terms(self, frames: torch.Tensor, changed: list[str], ramp: float) -> torch.Tensor:
         """The teacher terms of this process's pairs (frames [b, K, ...] interleaved), as a loss share."""
