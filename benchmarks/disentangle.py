@@ -4,7 +4,8 @@
 
 Every variant starts from the synth64 preset (the `make demo` recipe) with one part taken away:
 a pair term (keep / move / contrast), the teacher (no pair terms at all), one prior of the face
-layer (symmetric canonical layers, binary silhouettes, learned depth, the drawn face), or the face
+layer (symmetric canonical layers, binary silhouettes, learned depth, the drawn face, the value prior
+on its pose and light), or the face
 layer itself (`old_priors`: the earlier 2-D priors, shading and pose_warp, in its place). Each
 trains for --minutes of wall time on the demo's synthetic dataset and is then judged by the
 evaluation probes (never the teacher): leakage (normalised) with its bootstrap 95% interval,
@@ -30,7 +31,7 @@ from stylevid.data.synthetic import synthesize
 from stylevid.metrics.faces_found import face_share
 from stylevid.metrics.leakage import ProbeReadout
 from stylevid.training.config import TrainConfig, train_preset
-from stylevid.training.demo import FACE_FRAMES, RealReference, evaluate, fake_frames, real_frames
+from stylevid.training.demo import FACE_FRAMES, RealReference, evaluate, real_frames
 from stylevid.training.distributed import ProcessGroup
 from stylevid.training.run import open_dataset
 from stylevid.training.trainer import Trainer
@@ -51,6 +52,10 @@ def _generator(**changes):
     return change
 
 
+def _no_value_prior(cfg: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, value_prior=0.0))
+
+
 VARIANTS = {
     "full": lambda cfg: cfg,
     "no_keep": _without(keep=0.0),
@@ -61,7 +66,9 @@ VARIANTS = {
     "soft_alpha": _generator(binary_alpha=False),
     "one_dome": _generator(learned_depth=False),
     "no_template": _generator(face_template=False),
-    "old_priors": _generator(face3d=False, shading=True, pose_warp=True),
+    "no_value_prior": _no_value_prior,
+    # The value prior is the face layer's: the 2-D priors have no physical values to hold.
+    "old_priors": lambda cfg: _generator(face3d=False, shading=True, pose_warp=True)(_no_value_prior(cfg)),
 }
 
 
@@ -73,9 +80,8 @@ def run_variant(name: str, data: Path, minutes: float, out: Path, real, readout,
     trainer = Trainer(cfg, open_dataset(data, cfg), out / name, process, workers=1)
     trainer.train(progress=False, seconds=minutes * 60)
     gen = VideoGenerator(trainer.G_ema, cfg.model)
-    scores, _ = evaluate(gen, real, readout)
-    faces = face_share(fake_frames(gen, FACE_FRAMES))
-    return {"variant": name, "kimg": trainer.nimg / 1000, **scores, "faces_found": faces}
+    scores, _ = evaluate(gen, real, readout, faces=True)
+    return {"variant": name, "kimg": trainer.nimg / 1000, **scores}
 
 
 def table(rows: list[dict], data_faces: float) -> str:

@@ -101,19 +101,22 @@ class RealReference:
 
 
 def evaluate(
-    gen: VideoGenerator, real: RealReference, readout: ProbeReadout, vgg: bool = True
+    gen: VideoGenerator, real: RealReference, readout: ProbeReadout, vgg: bool = True, faces: bool = False
 ) -> tuple[dict, dict]:
     """frame_fd16 (and frame_fd_vgg, when the reference has features and vgg) against the data's
-    frames, and the leakage read by the evaluation probes.
+    frames, the leakage read by the evaluation probes and, with faces, the share of FACE_FRAMES of
+    the same generated frames in which MTCNN finds a face.
 
     The probes are the metric's (another seed and shape than any teacher; no loss reads them).
-    Returns the scalars {frame_fd16, [frame_fd_vgg,] leakage (normalised by the probes' floor),
-    raw_leakage, control, control_per_factor, interval} and the whole leakage result (matrices).
+    Returns the scalars {frame_fd16, [frame_fd_vgg,] [faces_found,] leakage (normalised by the probes'
+    floor), raw_leakage, control, control_per_factor, interval} and the whole leakage result (matrices).
     """
     fake = fake_frames(gen, len(real.thumbnails))
     scores = {"frame_fd16": thumbnail_fd(real.thumbnails, thumbnails(fake))}
     if vgg and real.features is not None:
         scores["frame_fd_vgg"] = feature_fd(real.features, vgg_features(fake, real.vgg))
+    if faces:
+        scores["faces_found"] = face_share(fake[:FACE_FRAMES])
     result = leakage_matrix(gen, readout, videos=LEAKAGE_VIDEOS, floor=readout.probe.floor["raw_leakage"])
     keys = ("leakage", "raw_leakage", "control", "control_per_factor", "interval")
     return {**scores, **{key: result[key] for key in keys}}, result
@@ -181,17 +184,16 @@ def run_demo(
     trainer = Trainer(config, dataset, run, workers=workers)
     readout = ProbeReadout()
     real = RealReference.of(real_frames(dataset, 1024))
-    untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout, vgg=False)
-    untrained_faces = face_share(fake_frames(VideoGenerator(trainer.G_ema, config.model), FACE_FRAMES))
+    untrained, _ = evaluate(VideoGenerator(trainer.G_ema, config.model), real, readout, vgg=False, faces=True)
     trainer.train(progress=progress, seconds=minutes * 60)
     gen = VideoGenerator(trainer.G_ema, config.model)
-    trained, leakage = evaluate(gen, real, readout)
+    trained, leakage = evaluate(gen, real, readout, faces=True)
     baseline = real.real_vs_real()
     faces = {
         "description": f"share of frames in which MTCNN finds a face (p >= 0.9, upsampled to {FACE_SIDE}²),"
         f" {FACE_FRAMES} generated frames and {FACE_FRAMES} of the data's",
-        "untrained": untrained_faces,
-        "trained": face_share(fake_frames(gen, FACE_FRAMES)),
+        "untrained": untrained.pop("faces_found"),
+        "trained": trained.pop("faces_found"),
         "data": face_share(real_frames(dataset, FACE_FRAMES, seed=1)),
     }
     report = out / "report"
