@@ -133,26 +133,28 @@ def face_template(resolution: int, pivot: tuple[float, float, float]) -> torch.T
     y, x = torch.meshgrid(-axis, axis, indexing="ij")
     x, y = (x - pivot[0]).abs(), y - pivot[1]  # |x|: one side drawn, the other its mirror image
 
+    texel = 2 / resolution
+
+    def ramp(inside: torch.Tensor) -> torch.Tensor:
+        # 1 where `inside` (a signed distance in texels, > 0 inside) is over half a texel, 0 under minus
+        # half, linear between: a feature narrower than a texel still shows at part strength instead of
+        # vanishing between pixel centres.
+        return (inside + 0.5).clamp(0, 1)
+
     def blob(cx, cy, rx, ry):
-        # 1 inside, falling to 0 over about a texel at the outline, so a feature narrower than a
-        # texel still shows at part strength instead of vanishing between pixel centres.
         q = ((x - cx) / rx).square() + ((y - cy) / ry).square()
-        edge = 2 / resolution / min(rx, ry)
-        return ((1 - q) / edge + 0.5).clamp(0, 1)
+        return ramp((1 - q) * min(rx, ry) / texel)  # 1 - q over its slope at the outline: about texels
 
     eye = blob(*TEMPLATE_EYE, *TEMPLATE_EYE_SHAPE)
     iris = eye * blob(*TEMPLATE_EYE, TEMPLATE_IRIS, TEMPLATE_IRIS)
     bx, by, half_length, thick = TEMPLATE_BROW
     arch = by + 0.03 * (1 - ((x - bx) / half_length).square())  # highest over the eye's middle
-    texel = 2 / resolution
-    brow = ((thick - (y - arch).abs()) / texel + 0.5).clamp(0, 1) * (
-        (half_length - (x - bx).abs()) / texel + 0.5
-    ).clamp(0, 1)
+    brow = ramp((thick - (y - arch).abs()) / texel) * ramp((half_length - (x - bx).abs()) / texel)
     nx, ny, nr = TEMPLATE_NOSTRIL
     nostril = blob(nx, ny, nr, nr)
     my, mw, mh = TEMPLATE_MOUTH
     lips = blob(0.0, my, mw, mh)
-    line = lips * ((texel / 2 - (y - my).abs()) / texel + 0.5).clamp(0, 1)
+    line = lips * ramp((texel / 2 - (y - my).abs()) / texel)
     amounts = {
         "sclera": eye - iris,
         "iris": iris,
