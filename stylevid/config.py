@@ -107,6 +107,10 @@ class GeneratorConfig:
     light: str = "renderer"
     camera_distance: float = 16 / 3  # in half frame widths: the synthetic renderer's 8 head units
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)  # where the head turns, in half frame widths
+    # Half-axes (x, y) of the dome every head's depth starts from, in half frame widths; the default is
+    # fitted to an average synthetic head (networks/face3d.py: DOME_SHAPE). Checkpoints from before this
+    # field was stored were trained on it or on (0.55, 0.72) (face-layer checkpoints of 2026-12-06).
+    dome: tuple[float, float] = (0.6, 0.9)
     # The face layer's priors, each switchable for the ablation (benchmarks/disentangle.py).
     symmetric: bool = True  # the canonical layers are mirror-symmetric by construction
     binary_alpha: bool = True  # silhouettes are 0 or 1 in the forward pass
@@ -120,6 +124,12 @@ class GeneratorConfig:
                 "generator.face3d replaces generator.shading and generator.pose_warp; set those to false"
             )
         self.pivot = tuple(float(v) for v in self.pivot)  # JSON gives a list
+        self.dome = tuple(float(v) for v in self.dome)
+        if len(self.dome) != 2 or not all(0 < v <= 2 for v in self.dome):
+            raise ValueError(
+                f"generator.dome={list(self.dome)} must be two half-axes (x, y) in (0, 2] half frame widths,"
+                " e.g. [0.6, 0.9]"
+            )
         if self.light not in ("renderer", "sh"):
             raise ValueError(f"generator.light={self.light!r} must be 'renderer' or 'sh'")
         if not self.camera_distance > 1.5:

@@ -279,6 +279,7 @@ class FaceLayer(nn.Module):
         binary_alpha: bool = True,
         learned_depth: bool = True,
         template: bool = False,
+        dome: tuple[float, float] = DOME_SHAPE,
     ):
         super().__init__()
         if light not in LIGHTS:
@@ -296,7 +297,7 @@ class FaceLayer(nn.Module):
         # its outline, so a turned head shows its sides down to the outline (a flat-topped dome showed a
         # cliff there, which no ray may hit: the turned head's near side was cut away). Not half an
         # ellipsoid: its infinitely steep rim, sampled on the grid, gave turned heads ragged edges.
-        inside = 1 - ((x - pivot[0]) / DOME_SHAPE[0]) ** 2 - ((y - pivot[1]) / DOME_SHAPE[1]) ** 2
+        inside = 1 - ((x - pivot[0]) / dome[0]) ** 2 - ((y - pivot[1]) / dome[1]) ** 2
         dome = DOME_HEIGHT * inside.clamp_min(0)
         self.register_buffer("dome", dome[None, None], persistent=False)
 

@@ -62,6 +62,7 @@ class Generator(nn.Module):
                 c.binary_alpha,
                 c.learned_depth,
                 c.face_template,
+                c.dome,
             )
             if c.face3d
             else None

@@ -4,6 +4,7 @@ head, the light against a per-pixel loop, factors that cannot reach each other's
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -40,6 +41,21 @@ def generator() -> Generator:
         pivot=(0.0, 0.1, 0.0),
     )
     return Generator(config).eval().requires_grad_(False)
+
+
+def test_the_dome_is_a_field_of_the_generators_config():
+    from stylevid.config import ModelConfig
+    from stylevid.networks import face3d
+
+    assert GeneratorConfig().dome == face3d.DOME_SHAPE  # the config's default is the fitted dome
+    config = ModelConfig(GeneratorConfig(face3d=True, dome=(0.5, 0.7)))
+    again = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # as a checkpoint stores it
+    assert again.generator.dome == (0.5, 0.7)
+    older = config.to_dict()
+    del older["generator"]["dome"]  # a checkpoint written before the field: the fitted dome
+    assert ModelConfig.from_dict(older).generator.dome == face3d.DOME_SHAPE
+    with pytest.raises(ValueError, match=r"generator.dome=\[0.0, 0.9\]"):
+        GeneratorConfig(dome=(0.0, 0.9))
 
 
 def test_the_canonical_layers_are_mirror_symmetric_by_construction():
@@ -369,8 +385,8 @@ def test_edit_sets_yaw_and_light_from_the_command_line_and_refuses_a_model_witho
         cli.main(["edit", "--network", str(plain), "--frames", "3", "--out", str(out), "--yaw", "10"])
 
 
-@pytest.mark.parametrize("yaw", [-40.0, 40.0])
-def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_dome_puts_it(yaw):
+@pytest.mark.parametrize(("yaw", "dome"), [(-40.0, None), (40.0, None), (40.0, (0.5, 0.7))])
+def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_dome_puts_it(yaw, dome):
     """The oracle runs the other way round: points of the core silhouette on the dome (a paraboloid
     over an ellipse), turned and projected forward through the camera, mark the pixels the head must cover;
     our layer marches rays backwards (IoU 0.90; edge pixels differ, the oracle marking any pixel a
@@ -378,7 +394,15 @@ def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_do
     from stylevid.networks import face3d
 
     pivot = (0.0, 0.1, 0.0)
-    layer = FaceLayer(8, 64, pivot=pivot)
+    # The default dome, and another one as a generator config sets it (GeneratorConfig.dome).
+    if dome is None:
+        layer = FaceLayer(8, 64, pivot=pivot)
+    else:
+        config = GeneratorConfig(
+            resolution=64, z_dim=8, motion_dim=8, w_dim=8, channel_base=256, channel_max=8, face3d=True,
+            pivot=pivot, dome=dome,
+        )  # fmt: skip
+        layer = Generator(config).face
     layers = torch.full((1, CANONICAL_CHANNELS, 64, 64), -20.0)  # nothing beyond the core; no body
     layers[:, 3] = 0.0  # the dome's own depth
     styles = torch.zeros(1, 1, 8)
@@ -390,7 +414,7 @@ def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_do
     # lies in the core silhouette (the rest of the dome is transparent but still hides what is behind).
     d = 16 / 3
     u, v = np.meshgrid(np.linspace(-1, 1, 1201), np.linspace(-1, 1, 1201))  # the frontal view's image plane
-    (ax, ay), (cx, cy) = face3d.HEAD_CORE, face3d.DOME_SHAPE
+    (ax, ay), (cx, cy) = face3d.HEAD_CORE, dome or face3d.DOME_SHAPE
     z = np.zeros_like(u)
     for _ in range(50):  # the dome point seen at (u, v): a fixed point, the dome being shallow
         x, y = u * (d - z) / d, v * (d - z) / d
