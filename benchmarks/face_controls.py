@@ -50,6 +50,8 @@ from stylevid.data.dataset import VideoClipDataset
 from stylevid.metrics.faces_found import FACE_SIDE, face_share
 from stylevid.metrics.leakage import ProbeReadout, Readout
 from stylevid.metrics.probes import PROBE_RESOLUTION, load_probes
+from stylevid.networks.face3d import RendererLight
+from stylevid.training.value_prior import renderer_quantiles
 
 YAWS = tuple(range(-40, 41, 10))  # degrees
 PITCHES = tuple(range(-20, 21, 10))
@@ -274,8 +276,26 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
     result.update(pose_readbacks(generator, probe.values, seeds, reference, out))
     result["relight"] = relight(generator, probe, readout, seeds, reference, out)
     result["figures"] = [str(out / "pose_sweep.png"), str(out / "relight_sweep.png")]
-    result["diagnostics"] = {"head_share": float(layers["canonical"]["head_alpha"].mean())}
+    result["diagnostics"] = {
+        "head_share": float(layers["canonical"]["head_alpha"].mean()),
+        "values": head_values(generator, seeds),
+    }
     return result
+
+
+def head_values(generator: VideoGenerator, seeds) -> dict:
+    """Mean and std of each pose and light value the generator's heads give over its videos (8 times each
+    over 64 frames), beside the synthetic renderer's (training/value_prior.py) for the renderer's light."""
+    codes = generator.sample_seeds(seeds, frames=64)
+    t = torch.arange(0, 64, 8).float()
+    values = {**generator.pose_angles(codes, t), **generator.light_values(codes, t)}
+    data = renderer_quantiles() if generator.generator.face.light.names == RendererLight.names else {}
+    out = {}
+    for name, v in values.items():
+        out[name] = {"mean": float(v.mean()), "std": float(v.std())}
+        if name in data:
+            out[name].update(data_mean=float(data[name].mean()), data_std=float(data[name].std()))
+    return out
 
 
 def pose_readbacks(generator, read: Read, seeds, reference, out: Path) -> dict:
@@ -405,6 +425,13 @@ def tables(result: dict) -> str:
         "Diagnostics, not the judge: mean |first - last frame| of each sweep (pixels in [-1, 1]) "
         + ", ".join(f"{k} {v['generated']:.3f} (renderer {v['renderer']:.3f})" for k, v in changes.items())
         + f"; the canonical head silhouette covers {result['diagnostics']['head_share']:.3f} of the frame",
+        "",
+        "The heads' values (mean ± std; the renderer's in brackets): "
+        + ", ".join(
+            f"{k} {v['mean']:.2f} ± {v['std']:.2f}"
+            + (f" ({v['data_mean']:.2f} ± {v['data_std']:.2f})" if "data_mean" in v else "")
+            for k, v in result["diagnostics"]["values"].items()
+        ),
     ]
     lines += ["", "figures: " + ", ".join(result["figures"])]
     return "\n".join(lines)

@@ -116,3 +116,18 @@ def test_the_renderers_relight_moves_the_probes_azimuth_and_little_else():
     moved = face_controls.movement(ProbeReadout(probe), frames, 1, ("identity", "background"))
     for factor in ("identity", "background"):
         assert 0 < moved[factor]["moved"] < moved[factor]["new_sample"]
+
+
+def test_head_values_sit_beside_the_renderers():
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config(16).generator, face3d=True, pivot=(0.0, 0.1, 0.0))
+    generator = VideoGenerator(Generator(config))
+    values = face_controls.head_values(generator, range(6))
+    assert set(values) == {"yaw", "pitch", "roll", "azimuth", "elevation", "intensity", "ambient", "warmth"}
+    # The renderer's intensity is drawn in [0.7, 1.4] and its yaw within +-0.8 rad.
+    assert 0.7 < values["intensity"]["data_mean"] < 1.4 and 20 < values["yaw"]["data_std"] < 46
+    codes = generator.sample_seeds(range(6), frames=64)
+    intensity = generator.light_values(codes, torch.arange(0, 64, 8).float())["intensity"]
+    assert values["intensity"]["mean"] == pytest.approx(float(intensity.mean()))
+    sh = VideoGenerator(Generator(dataclasses.replace(config, light="sh")))
+    assert "data_mean" not in face_controls.head_values(sh, range(2))["azimuth"]  # no stated distribution
