@@ -5,9 +5,9 @@ used to run the reference ops in float32, so the first GPU step of both presets 
 test looked. Here a trainer runs with STYLEVID_OPS=emulate (the kernels' element code, compiled
 for the CPU: custom_ops/csrc/emulate.cpp) and mixed precision on, through every phase — G with the
 pair terms of the synthetic teacher, D, lazy R1's double backward, ADA, EMA — then a tick and a
-snapshot, for the model structure of each preset at toy widths. Oracles: the same steps with the
-reference ops, in float32 (the kernels' path in float32 must agree to float32 rounding; in
-bfloat16, to bfloat16's).
+snapshot, for the model structure of each preset at toy widths (synth64's with its value prior).
+Oracles: the same steps with the reference ops, in float32 (the kernels' path in float32 must agree
+to float32 rounding; in bfloat16, to bfloat16's).
 """
 
 import dataclasses
@@ -18,7 +18,7 @@ import torch
 from tiny import ClipsInMemory, tiny_config, tiny_training
 
 from stylevid.custom_ops import dispatch
-from stylevid.training.config import AugmentConfig, Disentangle
+from stylevid.training.config import AugmentConfig, Disentangle, LossWeights
 from stylevid.training.trainer import Trainer
 
 
@@ -35,10 +35,11 @@ def _config(preset: str):
     # phase from the same weights in all runs compared.
     pairs = Disentangle(start_kimg=0.0, ramp_kimg=0.0)
     model = tiny_config()
-    if preset == "synth64":  # the face layer with the renderer's light, no ADA
+    if preset == "synth64":  # the face layer with the renderer's light and its value prior, no ADA
         generator = dataclasses.replace(model.generator, face3d=True, light="renderer", pivot=(0.0, 0.1, 0.0))
         model = dataclasses.replace(model, generator=generator)
-        return tiny_training(model=model, disentangle=pairs, augment=AugmentConfig(enabled=False))
+        loss = LossWeights(r1_gamma=1.0, value_prior=1.0)
+        return tiny_training(model=model, loss=loss, disentangle=pairs, augment=AugmentConfig(enabled=False))
     # ffs256: the face layer with a spherical-harmonics light, and ADA on (its own teacher reads real
     # faces; here the synthetic one, which needs no download).
     model = dataclasses.replace(
