@@ -59,7 +59,7 @@ DOME_HEIGHT = 0.6  # the depth every head starts from (the learned depth adds at
 # eyes, the mouth and the chin; the first dome, on the heads' outline (0.55, 0.72), lay 0.12 too low at
 # the mouth, so a turned mouth moved 3 pixels less than the renderer's). It reaches past the silhouette
 # (transparent there), which leaves room for hair over the cranium.
-DOME_SHAPE = (0.6, 0.9)
+DOME_SHAPE = (0.6, 0.9)  # the default of GeneratorConfig.dome, which checkpoints store
 DEPTH_SCALE = 0.2  # at most: enough for a nose, too little to turn the dome hollow (a hollow face
 # reads as turned the other way, as the first runs' did)
 # Every silhouette starts from a prior shape, as the depth starts from the dome: a head around the pivot
