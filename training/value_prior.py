@@ -3,13 +3,14 @@
 The heads that turn pose and lighting codes into degrees and light parameters are bounded, but within
 their bounds G is free to choose where its values lie, and it chooses what is easiest rather than what
 the data shows: the built-in model trained without this term lit every face with the dimmest key light
-the bounds allow (intensity 0.52 against the data's 0.7-1.4), a warm light always on (warmth 0.84
+the bounds allow (intensity 0.52 against the data's 0.7-1.4), a warm light always on (warmth 0.86
 against the data's mean 0) and the ambient at its top, and painted the brightness and tint into the
 albedo, so the lighting code had little left to do (lighting control 0.27); its heads turned over 0.63
 of the data's yaw spread and looked 11 degrees up. This term asks, on a batch of codes of its own, that
 each value's marginal distribution over videos and times be the data's: the squared 1-D Wasserstein
 distance between the two (the mean squared difference of the sorted values and the data's quantiles), in
-spreads of the data's values.
+spreads of the data's values. At synth64's weight (1) it holds the light and centres the pose, but not
+the yaw's spread: the discriminator narrows it after 10 kimg (docs/results.md).
 
 For the built-in data the distribution is the synthetic renderer's own family, simulated with
 `sample_factors`: a prior the data's maker states, not a reading of any frame. Real footage has no such
