@@ -293,7 +293,7 @@ def head_values(generator: VideoGenerator, seeds=range(HEAD_VALUE_VIDEOS)) -> di
     codes = generator.sample_seeds(seeds, frames=64)
     t = torch.arange(0, 64, 8).float()
     values = {**generator.pose_angles(codes, t), **generator.light_values(codes, t)}
-    data = renderer_quantiles() if generator.generator.face.light.names == RendererLight.names else {}
+    data = renderer_quantiles() if isinstance(generator.generator.face.light, RendererLight) else {}
     out = {}
     for name, v in values.items():
         out[name] = {"mean": float(v.mean()), "std": float(v.std())}

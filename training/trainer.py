@@ -239,10 +239,8 @@ class Trainer:
         codes = self.G.sample(videos, seed=int(rng.integers(2**31 - 1)), frames=frames)
         t = torch.from_numpy(rng.uniform(0, frames - 1, (videos, PRIOR_TIMES))).float()
         t = t.to(self.process.device, non_blocking=True)
-        pose = self.G.trajectory_styles("pose", codes.pose, t)
-        lighting = self.G.trajectory_styles("lighting", codes.lighting, t)
         with full_precision(self.process.device):
-            distance = self.value_prior(self.G.face.values(pose.float(), lighting.float()))
+            distance = self.value_prior(self.G.physical_values(codes, t))
         self.means["loss/value_prior"].append(distance.detach())
         return self.cfg.loss.value_prior * distance / self.process.world
 
