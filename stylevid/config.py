@@ -116,6 +116,9 @@ class GeneratorConfig:
     binary_alpha: bool = True  # silhouettes are 0 or 1 in the forward pass
     learned_depth: bool = True  # identity shapes the head's depth (else one dome for everyone)
     face_template: bool = False  # the head's albedo starts from a drawn face (eyes, brows, nostrils, lips)
+    # The pose head's readings are standardised and mapped through the data's quantile function (stored
+    # in the checkpoint), so the generated pose spread is the data's by construction (face3d only).
+    pose_marginal: bool = False
 
     def __post_init__(self) -> None:
         _power_of_two("generator.resolution", self.resolution, 8, 1024)
@@ -130,6 +133,8 @@ class GeneratorConfig:
                 f"generator.dome={list(self.dome)} must be two half-axes (x, y) in (0, 2] half frame widths,"
                 " e.g. [0.6, 0.9]"
             )
+        if self.pose_marginal and not self.face3d:
+            raise ValueError("generator.pose_marginal maps the face layer's pose: it needs generator.face3d")
         if self.light not in ("renderer", "sh"):
             raise ValueError(f"generator.light={self.light!r} must be 'renderer' or 'sh'")
         if not self.camera_distance > 1.5:

@@ -20,6 +20,7 @@ from stylevid.atomic import write_atomically
 from stylevid.codes import Codes
 from stylevid.data.clip_times import sample_clip_batch
 from stylevid.networks import Generator, TemporalDiscriminator
+from stylevid.networks.face3d import POSE_NAMES, POSE_QUANTILES
 from stylevid.networks.layers import full_precision
 from stylevid.options import UsageError
 from stylevid.training import losses, pairs
@@ -31,7 +32,7 @@ from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_t
 from stylevid.training.run_folder import LATEST, STATS, keep_ticks_up_to, read_latest
 from stylevid.training.stop import ignore_in_worker
 from stylevid.training.teachers import load_teacher, teacher_spread
-from stylevid.training.value_prior import PRIOR_TIMES, PRIOR_VIDEOS, ValuePrior
+from stylevid.training.value_prior import PRIOR_TIMES, PRIOR_VIDEOS, ValuePrior, renderer_quantiles
 
 # With several processes, how often (in steps) they agree on whether to stop or save (Trainer._decide).
 DECIDE_STEPS = 8
@@ -85,6 +86,10 @@ class Trainer:
             torch.manual_seed(config.seed)  # every process starts from the same weights
             self.G = Generator(config.model.generator).to(device)
             self.D = TemporalDiscriminator(config.model.discriminator).to(device)
+            if self.G.face is not None and self.G.face.pose_marginal:
+                quantiles = renderer_quantiles(POSE_QUANTILES)  # TrainConfig allows only the renderer's data
+                table = torch.stack([quantiles[name] for name in POSE_NAMES])
+                self.G.face.pose_quantiles.copy_(table.to(device))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         k = config.model.discriminator.frames
         self.frames_per_clip = k

@@ -30,6 +30,9 @@ POSE_NAMES = ("yaw", "pitch", "roll")
 # The head's angles are bounded at about 1.5 times the synthetic data's range (yaw +-46, pitch +-20,
 # roll +-14 degrees): wide enough for real footage, and a turn can never wrap round.
 POSE_LIMITS = {"yaw": (-70.0, 70.0), "pitch": (-35.0, 35.0), "roll": (-30.0, 30.0)}
+POSE_QUANTILES = 256  # the data's pose quantiles a pose_marginal face layer stores
+POSE_MOMENTUM = 0.05  # of its running statistics of the pose head's readings
+MIN_POSE_BATCH = 16  # fewer readings than this use the running statistics, even while training
 # The synthetic renderer's light family (stylevid/data/synthetic/shade.py) in the generator's units:
 # each parameter within a physical range a little wider than the data's, so the light can neither
 # vanish (its energy moved into the albedo) nor grow without bound.
@@ -119,6 +122,14 @@ def rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torc
 def _bounded(raw: torch.Tensor, limits: tuple[float, float]) -> torch.Tensor:
     low, high = limits
     return low + (high - low) * torch.sigmoid(raw)
+
+
+def quantile(table: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """A distribution's values at levels in [0, 1] (any shape), from its quantiles table [Q] at (i + 0.5) / Q,
+    linearly interpolated (the ends held beyond the table's first and last levels)."""
+    at = (levels * len(table) - 0.5).clamp(0, len(table) - 1)
+    low = at.floor().long().clamp_max(len(table) - 2)
+    return torch.lerp(table[low], table[low + 1], at - low)
 
 
 def _symmetric(x: torch.Tensor) -> torch.Tensor:
@@ -280,6 +291,7 @@ class FaceLayer(nn.Module):
         learned_depth: bool = True,
         template: bool = False,
         dome: tuple[float, float] = DOME_SHAPE,
+        pose_marginal: bool = False,
     ):
         super().__init__()
         if light not in LIGHTS:
@@ -288,6 +300,15 @@ class FaceLayer(nn.Module):
         self.symmetric, self.binary_alpha, self.learned_depth = symmetric, binary_alpha, learned_depth
         self.template = template
         self.pose_head = FullyConnected(w_dim, len(POSE_NAMES))
+        self.pose_marginal = pose_marginal
+        if pose_marginal:
+            # The data's pose quantiles (set by the trainer from the data's stated distribution, stored in
+            # the checkpoint; until then evenly spread over the bounds) and the head's running statistics.
+            levels = (torch.arange(POSE_QUANTILES) + 0.5) / POSE_QUANTILES
+            spread = [low + (high - low) * levels for low, high in (POSE_LIMITS[n] for n in POSE_NAMES)]
+            self.register_buffer("pose_quantiles", torch.stack(spread))  # [3, Q], degrees
+            self.register_buffer("pose_mean", torch.zeros(len(POSE_NAMES)))
+            self.register_buffer("pose_var", torch.ones(len(POSE_NAMES)))
         self.light = LIGHTS[light](w_dim)
         axis = (torch.arange(resolution) + 0.5) / resolution * 2 - 1
         y, x = torch.meshgrid(-axis, axis, indexing="ij")  # rows run down, y up
@@ -320,9 +341,25 @@ class FaceLayer(nn.Module):
         return self.light.names
 
     def pose_values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pose styles [..., w] -> yaw, pitch, roll in degrees, each [...]."""
+        """Pose styles [..., w] -> yaw, pitch, roll in degrees, each [...].
+
+        With pose_marginal, the head's readings are standardised (over the batch while training, as batch
+        normalisation does, else by the running statistics) and mapped through the data's quantile
+        function: the values' spread is the data's by construction, so G cannot narrow the turns it draws.
+        """
         raw = self.pose_head(w.float())
-        return {name: _bounded(raw[..., i], POSE_LIMITS[name]) for i, name in enumerate(POSE_NAMES)}
+        if not self.pose_marginal:
+            return {name: _bounded(raw[..., i], POSE_LIMITS[name]) for i, name in enumerate(POSE_NAMES)}
+        flat = raw.reshape(-1, raw.shape[-1])
+        if self.training and len(flat) >= MIN_POSE_BATCH:
+            mean, var = flat.mean(0), flat.var(0, unbiased=False)
+            with torch.no_grad():
+                self.pose_mean.lerp_(mean.detach(), POSE_MOMENTUM)
+                self.pose_var.lerp_(var.detach(), POSE_MOMENTUM)
+        else:
+            mean, var = self.pose_mean, self.pose_var
+        levels = torch.special.ndtr((raw - mean) / (var + 1e-8).sqrt())
+        return {name: quantile(self.pose_quantiles[i], levels[..., i]) for i, name in enumerate(POSE_NAMES)}
 
     def light_values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
         """Lighting styles [..., w] -> the light's parameters, each [...] (and unnamed extras)."""

@@ -63,6 +63,7 @@ class Generator(nn.Module):
                 c.learned_depth,
                 c.face_template,
                 c.dome,
+                c.pose_marginal,
             )
             if c.face3d
             else None

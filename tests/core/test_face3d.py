@@ -432,3 +432,92 @@ def test_a_turned_head_shows_its_silhouette_where_a_forward_projection_of_the_do
     want[pixel[order][last]] = core[order][last]
     want = want.reshape(64, 64)
     assert (want & ours).sum() / (want | ours).sum() > 0.85
+
+
+def test_quantile_interpolates_a_table_like_numpy_interp():
+    from stylevid.networks.face3d import quantile
+
+    table = torch.tensor([-3.0, -1.0, 0.5, 4.0, 4.5])
+    levels = torch.linspace(0, 1, 101)
+    at = (np.arange(5) + 0.5) / 5  # the table's levels
+    expected = np.interp(levels.numpy(), at, table.numpy())  # holds the ends beyond them, as quantile does
+    assert np.allclose(quantile(table, levels).numpy(), expected, atol=1e-6)
+
+
+def _marginal_layer(seed=0) -> FaceLayer:
+    from scipy import stats
+
+    torch.manual_seed(seed)
+    layer = FaceLayer(8, 16, pose_marginal=True).requires_grad_(False)
+    levels = (np.arange(256) + 0.5) / 256
+    table = [stats.laplace.ppf(levels, scale=20), stats.norm.ppf(levels, scale=10), stats.uniform.ppf(levels, -5, 10)]
+    layer.pose_quantiles.copy_(torch.tensor(np.stack(table), dtype=torch.float32))
+    return layer
+
+
+def test_a_pose_marginal_layer_draws_the_tables_distribution_whatever_the_heads_scale():
+    from scipy import stats
+
+    layer = _marginal_layer()
+    w = torch.randn(512, 8, 8)
+    values = layer.pose_values(w)
+    laws = {"yaw": stats.laplace(scale=20), "pitch": stats.norm(scale=10), "roll": stats.uniform(-5, 10)}
+    for name, law in laws.items():  # the head's readings are Gaussian in w: the values follow the table
+        assert stats.kstest(values[name].flatten().numpy(), law.cdf).statistic < 0.03, name
+    # G cannot narrow the turns: a head that reads 10x smaller (and shifted) gives the same values.
+    with torch.no_grad():
+        layer.pose_head.weight.mul_(0.1)
+        layer.pose_head.bias.add_(3.0)
+    again = layer.pose_values(w)
+    for name in laws:
+        assert torch.allclose(again[name], values[name], atol=1e-3), name
+
+
+def test_a_pose_marginal_layer_uses_its_running_statistics_outside_training_and_for_small_batches():
+    layer = _marginal_layer()
+    w = 2 + 3 * torch.randn(64, 16, 8)
+    for _ in range(200):  # the running statistics converge to the batch's
+        training = layer.pose_values(w)
+    layer.eval()
+    evaluated = layer.pose_values(w)
+    for name in training:
+        assert torch.allclose(evaluated[name], training[name], atol=0.05), name
+    # One video at one time in eval mode reads as it does in the batch: no sample depends on its neighbours.
+    single = layer.pose_values(w[:1, :1])
+    assert torch.allclose(single["yaw"], evaluated["yaw"][:1, :1], atol=1e-5)
+    layer.train()
+    small = layer.pose_values(w[:1, :2])  # too few readings for batch statistics, even while training
+    assert torch.allclose(small["yaw"], evaluated["yaw"][:1, :2], atol=1e-5)
+
+
+def test_pose_marginal_is_stored_refused_without_the_face_layer_and_filled_by_the_trainer(tmp_path):
+    from stylevid.config import ModelConfig
+    from stylevid.networks.face3d import POSE_NAMES, POSE_QUANTILES
+    from stylevid.training.config import train_preset
+    from stylevid.training.value_prior import renderer_quantiles
+
+    with pytest.raises(ValueError, match="pose_marginal.*needs generator.face3d"):
+        GeneratorConfig(pose_marginal=True)
+    config = train_preset("synth64")
+    assert config.model.generator.pose_marginal  # the built-in recipe draws the data's turns
+    older = config.model.to_dict()
+    del older["generator"]["pose_marginal"]  # a checkpoint written before the field
+    assert not ModelConfig.from_dict(older).generator.pose_marginal
+    real = train_preset("ffs256")
+    bad = dataclasses.replace(real.model.generator, pose_marginal=True)
+    with pytest.raises(ValueError, match="pose_marginal.*renderer"):
+        dataclasses.replace(real, model=dataclasses.replace(real.model, generator=bad))
+    # The table a generator learns with is the renderer's own, and a checkpoint keeps it.
+    from stylevid import checkpoint
+    from stylevid.api import load
+
+    generator = Generator(config.model.generator)
+    data = renderer_quantiles(POSE_QUANTILES)
+    generator.face.pose_quantiles.copy_(torch.stack([data[n] for n in POSE_NAMES]))
+    generator.face.pose_mean.fill_(0.25)
+    path = checkpoint.save_checkpoint(
+        tmp_path / "g.safetensors", {"G_ema": generator}, {"model": config.model.to_dict()}, {}
+    )
+    loaded = load(path).generator.face
+    assert torch.equal(loaded.pose_quantiles, generator.face.pose_quantiles)
+    assert torch.equal(loaded.pose_mean, generator.face.pose_mean)
