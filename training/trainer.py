@@ -507,6 +507,8 @@ class Trainer:
                 f"{self.run_dir / LATEST} still names the last good snapshot. {self._recovery_advice()}"
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.G_ema.face is not None and self.G_ema.face.pose_marginal:
+            self.G_ema.calibrate_pose(self.cfg.video_frames)  # the population's statistics, not a batch's
         name = f"snapshot-{self.nimg:09d}"
         config = {"model": self.cfg.model.to_dict(), "training": self.cfg.to_dict()}
         info = {"step": self.step_index, "kimg": self.nimg / 1000, "tick": self.tick_index, "nimg": self.nimg}

@@ -521,3 +521,19 @@ def test_pose_marginal_is_stored_refused_without_the_face_layer_and_filled_by_th
     loaded = load(path).generator.face
     assert torch.equal(loaded.pose_quantiles, generator.face.pose_quantiles)
     assert torch.equal(loaded.pose_mean, generator.face.pose_mean)
+
+
+def test_calibrate_pose_sets_the_populations_statistics_of_the_pose_heads_readings(generator):
+    config = dataclasses.replace(generator.config, pose_marginal=True)
+    torch.manual_seed(1)
+    g = Generator(config).eval().requires_grad_(False)
+    g.calibrate_pose(frames=64, videos=512)
+    # An independent draw (other seeds, other times) standardised by them has mean 0 and variance 1.
+    codes = g.sample(512, seed=7, frames=64)
+    t = torch.rand(512, 8) * 63
+    raw = g.face.pose_head(g.trajectory_styles("pose", codes.pose, t)).flatten(0, 1)
+    z = (raw - g.face.pose_mean) / g.face.pose_var.sqrt()
+    assert torch.allclose(z.mean(0), torch.zeros(3), atol=0.15)
+    assert torch.allclose(z.var(0), torch.ones(3), atol=0.15)
+    with pytest.raises(ValueError, match="pose_marginal"):
+        generator.calibrate_pose(frames=64)
