@@ -67,11 +67,10 @@ VARIANTS = {
     "one_dome": _generator(learned_depth=False),
     "no_template": _generator(face_template=False),
     "no_value_prior": _no_value_prior,
-    "no_pose_marginal": _generator(pose_marginal=False),
-    # The value prior and the pose marginal are the face layer's: the 2-D priors have no physical values.
-    "old_priors": lambda cfg: _generator(face3d=False, pose_marginal=False, shading=True, pose_warp=True)(
-        _no_value_prior(cfg)
-    ),
+    "pose_marginal": _generator(pose_marginal=True),
+    "centred_depth": _generator(centred_depth=True),
+    # The value prior is the face layer's: the 2-D priors have no physical values to hold.
+    "old_priors": lambda cfg: _generator(face3d=False, shading=True, pose_warp=True)(_no_value_prior(cfg)),
 }
 
 

@@ -119,6 +119,9 @@ class GeneratorConfig:
     # The pose head's readings are standardised and mapped through the data's quantile function (stored
     # in the checkpoint), so the generated pose spread is the data's by construction (face3d only).
     pose_marginal: bool = False
+    # The head's learned depth residual has mean 0 over the head's core, so identity shapes the face but
+    # cannot sink it towards the pivot as a whole (which makes a turned head look less turned).
+    centred_depth: bool = False
 
     def __post_init__(self) -> None:
         _power_of_two("generator.resolution", self.resolution, 8, 1024)
@@ -133,8 +136,9 @@ class GeneratorConfig:
                 f"generator.dome={list(self.dome)} must be two half-axes (x, y) in (0, 2] half frame widths,"
                 " e.g. [0.6, 0.9]"
             )
-        if self.pose_marginal and not self.face3d:
-            raise ValueError("generator.pose_marginal maps the face layer's pose: it needs generator.face3d")
+        for name in ("pose_marginal", "centred_depth"):
+            if getattr(self, name) and not self.face3d:
+                raise ValueError(f"generator.{name} is a setting of the face layer: it needs generator.face3d")
         if self.light not in ("renderer", "sh"):
             raise ValueError(f"generator.light={self.light!r} must be 'renderer' or 'sh'")
         if not self.camera_distance > 1.5:

@@ -292,6 +292,7 @@ class FaceLayer(nn.Module):
         template: bool = False,
         dome: tuple[float, float] = DOME_SHAPE,
         pose_marginal: bool = False,
+        centred_depth: bool = False,
     ):
         super().__init__()
         if light not in LIGHTS:
@@ -300,7 +301,7 @@ class FaceLayer(nn.Module):
         self.symmetric, self.binary_alpha, self.learned_depth = symmetric, binary_alpha, learned_depth
         self.template = template
         self.pose_head = FullyConnected(w_dim, len(POSE_NAMES))
-        self.pose_marginal = pose_marginal
+        self.pose_marginal, self.centred_depth = pose_marginal, centred_depth
         if pose_marginal:
             # The data's pose quantiles (set by the trainer from the data's stated distribution, stored in
             # the checkpoint; until then evenly spread over the bounds) and the head's running statistics.
@@ -394,7 +395,13 @@ class FaceLayer(nn.Module):
             if self.learned_depth or part == "body":
                 # A quarter of the raw output: an untrained net's noise would otherwise make a rough
                 # surface whose speckled shading the discriminator sees at once.
-                depth = depth + DEPTH_SCALE * torch.tanh(c[:, 3:4] / 4)
+                residual = DEPTH_SCALE * torch.tanh(c[:, 3:4] / 4)
+                if self.centred_depth and part == "head":
+                    # Identity shapes the face but cannot sink it as a whole: over the head's core the
+                    # residual's mean is 0, so the face stands as far forward as the dome's.
+                    core = self.places[0]
+                    residual = residual - (residual * core).sum((-1, -2), keepdim=True) / core.sum()
+                depth = depth + residual
             out[f"{part}_albedo"] = torch.sigmoid(c[:, :3] + self.drawn_face if part == "head" else c[:, :3])
             out[f"{part}_depth"] = depth.expand(len(c), -1, -1, -1)
             alpha = mask(c[:, 4:5] + self.silhouettes[k])

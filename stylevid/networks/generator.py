@@ -64,6 +64,7 @@ class Generator(nn.Module):
                 c.face_template,
                 c.dome,
                 c.pose_marginal,
+                c.centred_depth,
             )
             if c.face3d
             else None

@@ -499,7 +499,8 @@ def test_pose_marginal_is_stored_refused_without_the_face_layer_and_filled_by_th
     with pytest.raises(ValueError, match="pose_marginal.*needs generator.face3d"):
         GeneratorConfig(pose_marginal=True)
     config = train_preset("synth64")
-    assert config.model.generator.pose_marginal  # the built-in recipe draws the data's turns
+    marginal = dataclasses.replace(config.model.generator, pose_marginal=True)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, generator=marginal))
     older = config.model.to_dict()
     del older["generator"]["pose_marginal"]  # a checkpoint written before the field
     assert not ModelConfig.from_dict(older).generator.pose_marginal
@@ -537,3 +538,21 @@ def test_calibrate_pose_sets_the_populations_statistics_of_the_pose_heads_readin
     assert torch.allclose(z.var(0), torch.ones(3), atol=0.15)
     with pytest.raises(ValueError, match="pose_marginal"):
         generator.calibrate_pose(frames=64)
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_centred_depth_keeps_the_faces_mean_depth_at_the_domes(centred):
+    torch.manual_seed(0)
+    layer = FaceLayer(8, 32, pivot=(0.0, 0.1, 0.0), centred_depth=centred)
+    layers = torch.randn(4, CANONICAL_CHANNELS, 32, 32)
+    layers[:, 3] = 2 * layers[:, 3] - 4  # a net that sinks every head (the residual's bound is -DEPTH_SCALE)
+    depth = layer.canonical(layers)["head_depth"][:, 0]
+    core = layer.places[0, 0].bool()
+    residual = (depth - layer.dome[0, 0])[:, core]  # [4, pixels of the head's core]
+    if centred:  # shaped, not sunk: mean 0 over the core, yet different from pixel to pixel
+        assert residual.mean(1).abs().max() < 1e-5
+        assert residual.std(1).min() > 0.01
+    else:
+        assert residual.mean(1).max() < -0.1  # the uncentred layer lets the whole face sink
+    with pytest.raises(ValueError, match="centred_depth.*needs generator.face3d"):
+        GeneratorConfig(centred_depth=True)
