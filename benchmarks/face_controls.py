@@ -50,7 +50,7 @@ from stylevid.data.dataset import VideoClipDataset
 from stylevid.metrics.faces_found import FACE_SIDE, face_share
 from stylevid.metrics.leakage import ProbeReadout, Readout
 from stylevid.metrics.probes import PROBE_RESOLUTION, load_probes
-from stylevid.networks.face3d import RendererLight
+from stylevid.networks.face3d import DEPTH_SCALE, RendererLight
 from stylevid.training.value_prior import renderer_quantiles
 
 YAWS = tuple(range(-40, 41, 10))  # degrees
@@ -279,8 +279,21 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
     result["diagnostics"] = {
         "head_share": float(layers["canonical"]["head_alpha"].mean()),
         "values": head_values(generator),
+        "sunk": sunk_depth(generator),
     }
     return result
+
+
+def sunk_depth(generator: VideoGenerator, seeds=range(64)) -> float:
+    """How far the heads' canonical depth lies below the dome they start from, averaged over the head's
+    core (half frame widths; the learned residual is bounded by face3d.DEPTH_SCALE): a sunk face moves
+    its features less when it turns."""
+    g = generator.generator
+    codes = generator.sample_seeds(seeds, frames=16)
+    with torch.no_grad():
+        depth = g.face.canonical(g.foreground_synthesis(codes.identity))["head_depth"][:, 0]
+    core = g.face.places[0, 0].bool()
+    return float((g.face.dome[0, 0] - depth)[:, core].mean())
 
 
 HEAD_VALUE_VIDEOS = 256  # the heads' values vary mostly between videos: 64 videos gave a yaw std 3° off
@@ -428,7 +441,8 @@ def tables(result: dict) -> str:
         "",
         "Diagnostics, not the judge: mean |first - last frame| of each sweep (pixels in [-1, 1]) "
         + ", ".join(f"{k} {v['generated']:.3f} (renderer {v['renderer']:.3f})" for k, v in changes.items())
-        + f"; the canonical head silhouette covers {result['diagnostics']['head_share']:.3f} of the frame",
+        + f"; the canonical head silhouette covers {result['diagnostics']['head_share']:.3f} of the frame"
+        + f"; the face lies {result['diagnostics']['sunk']:.3f} below the dome (the depth's bound {DEPTH_SCALE})",
         "",
         "The heads' values (mean ± std; the renderer's in brackets): "
         + ", ".join(

@@ -131,3 +131,24 @@ def test_head_values_sit_beside_the_renderers():
     assert values["intensity"]["mean"] == pytest.approx(float(intensity.mean()))
     sh = VideoGenerator(Generator(dataclasses.replace(config, light="sh")))
     assert "data_mean" not in face_controls.head_values(sh, range(2))["azimuth"]  # no stated distribution
+
+
+class Sinking(torch.nn.Module):
+    """A foreground synthesis that pushes every head's depth residual to its lower bound."""
+
+    def forward(self, identity):
+        from stylevid.networks.face3d import CANONICAL_CHANNELS
+
+        layers = torch.zeros(len(identity), CANONICAL_CHANNELS, 16, 16)
+        layers[:, 3] = -1e3
+        return layers
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"), [({"learned_depth": False}, 0.0), ({}, 0.2), ({"centred_depth": True}, 0.0)]
+)
+def test_sunk_depth_reads_how_far_the_face_lies_below_the_dome(changes, expected):
+    config = dataclasses.replace(tiny_config(16).generator, face3d=True, pivot=(0.0, 0.1, 0.0), **changes)
+    g = Generator(config)
+    g.foreground_synthesis = Sinking()
+    assert face_controls.sunk_depth(VideoGenerator(g), range(3)) == pytest.approx(expected, abs=1e-5)
