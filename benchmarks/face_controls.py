@@ -442,7 +442,7 @@ def tables(result: dict) -> str:
         "Diagnostics, not the judge: mean |first - last frame| of each sweep (pixels in [-1, 1]) "
         + ", ".join(f"{k} {v['generated']:.3f} (renderer {v['renderer']:.3f})" for k, v in changes.items())
         + f"; the canonical head silhouette covers {result['diagnostics']['head_share']:.3f} of the frame"
-        + f"; the face lies {result['diagnostics']['sunk']:.3f} below the dome (the depth's bound {DEPTH_SCALE})",
+        + f"; the face lies {result['diagnostics']['sunk']:.3f} below the dome (bound {DEPTH_SCALE})",
         "",
         "The heads' values (mean ± std; the renderer's in brackets): "
         + ", ".join(

@@ -138,7 +138,7 @@ class GeneratorConfig:
             )
         for name in ("pose_marginal", "centred_depth"):
             if getattr(self, name) and not self.face3d:
-                raise ValueError(f"generator.{name} is a setting of the face layer: it needs generator.face3d")
+                raise ValueError(f"generator.{name} is a face layer setting: it needs generator.face3d")
         if self.light not in ("renderer", "sh"):
             raise ValueError(f"generator.light={self.light!r} must be 'renderer' or 'sh'")
         if not self.camera_distance > 1.5:

@@ -36,7 +36,8 @@ def export_builtin(
     training = checkpoint.read_config(ckpt, "training", TrainConfig.from_dict)
     gen = load(snapshot)
     if gen.generator.face is not None and gen.generator.face.pose_marginal:
-        gen.generator.calibrate_pose(training.video_frames)  # as the trainer does (snapshots before it did not)
+        # As the trainer does before each snapshot (snapshots written before it did not).
+        gen.generator.calibrate_pose(training.video_frames)
     real = RealReference.of(real_frames(open_dataset(data, training), 1024))
     scores, result = evaluate(gen, real, ProbeReadout())
     baseline = real.real_vs_real()

@@ -450,7 +450,8 @@ def _marginal_layer(seed=0) -> FaceLayer:
     torch.manual_seed(seed)
     layer = FaceLayer(8, 16, pose_marginal=True).requires_grad_(False)
     levels = (np.arange(256) + 0.5) / 256
-    table = [stats.laplace.ppf(levels, scale=20), stats.norm.ppf(levels, scale=10), stats.uniform.ppf(levels, -5, 10)]
+    laws = (stats.laplace(scale=20), stats.norm(scale=10), stats.uniform(-5, 10))
+    table = [law.ppf(levels) for law in laws]
     layer.pose_quantiles.copy_(torch.tensor(np.stack(table), dtype=torch.float32))
     return layer
 
