@@ -10,8 +10,8 @@ of the data's yaw spread and looked 11 degrees up. This term asks, on a batch of
 each value's marginal distribution over videos and times be the data's: the squared 1-D Wasserstein
 distance between the two (the mean squared difference of the sorted values and the data's quantiles), in
 spreads of the data's values. At synth64's weight (1) it holds the light and centres the pose, but not
-the yaw's spread: the discriminator narrows it after 10 kimg (docs/results.md), which is why synth64 also
-fixes the pose's marginal distribution by construction (GeneratorConfig.pose_marginal).
+the yaw's spread: the discriminator narrows it after 10 kimg (docs/results.md). GeneratorConfig.pose_marginal
+fixes the pose's distribution by construction instead (off in synth64: measured, it did not help alone).
 
 For the built-in data the distribution is the synthetic renderer's own family, simulated with
 `sample_factors`: a prior the data's maker states, not a reading of any frame. Real footage has no such
