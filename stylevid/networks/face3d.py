@@ -351,6 +351,7 @@ class FaceLayer(nn.Module):
         raw = self.pose_head(w.float())
         if not self.pose_marginal:
             return {name: _bounded(raw[..., i], POSE_LIMITS[name]) for i, name in enumerate(POSE_NAMES)}
+        raw = raw.float()  # under autocast the head reads in bfloat16; its statistics stay float32
         flat = raw.reshape(-1, raw.shape[-1])
         if self.training and len(flat) >= MIN_POSE_BATCH:
             mean, var = flat.mean(0), flat.var(0, unbiased=False)

@@ -165,7 +165,7 @@ class Generator(nn.Module):
         codes = self.sample(videos, seed=seed, frames=frames)
         rng = torch.Generator().manual_seed(seed)
         t = (torch.rand(videos, times, generator=rng) * (frames - 1)).to(codes.identity.device)
-        raw = self.face.pose_head(self.trajectory_styles("pose", codes.pose, t).float()).flatten(0, 1)
+        raw = self.face.pose_head(self.trajectory_styles("pose", codes.pose, t).float()).float().flatten(0, 1)
         self.face.pose_mean.copy_(raw.mean(0))
         self.face.pose_var.copy_(raw.var(0))
 

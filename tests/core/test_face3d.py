@@ -557,3 +557,16 @@ def test_centred_depth_keeps_the_faces_mean_depth_at_the_domes(centred):
         assert residual.mean(1).max() < -0.1  # the uncentred layer lets the whole face sink
     with pytest.raises(ValueError, match="centred_depth.*needs generator.face3d"):
         GeneratorConfig(centred_depth=True)
+
+
+def test_a_pose_marginal_layer_runs_under_bfloat16_autocast_as_in_float32():
+    # On a GPU the trainer runs G under bfloat16 autocast: the head then reads in bfloat16, and the
+    # float32 running statistics must still update (a first version failed here in lerp_).
+    layer, twin = _marginal_layer(), _marginal_layer()
+    w = torch.randn(16, 4, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        values = layer.pose_values(w)
+    assert layer.pose_mean.dtype == torch.float32 and values["yaw"].dtype == torch.float32
+    exact = twin.pose_values(w)
+    assert torch.allclose(values["yaw"], exact["yaw"], atol=1.5)  # degrees; bfloat16 keeps 8 bits
+    assert torch.allclose(layer.pose_var, twin.pose_var, rtol=0.02)
