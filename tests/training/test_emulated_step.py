@@ -35,8 +35,10 @@ def _config(preset: str):
     # phase from the same weights in all runs compared.
     pairs = Disentangle(start_kimg=0.0, ramp_kimg=0.0)
     model = tiny_config()
-    if preset == "synth64":  # the face layer with the renderer's light and its value prior, no ADA
+    if preset.startswith("synth64"):  # the face layer with the renderer's light and its value prior, no ADA
         generator = dataclasses.replace(model.generator, face3d=True, light="renderer", pivot=(0.0, 0.1, 0.0))
+        if preset == "synth64-marginal":  # the pose's distribution by construction, the face's depth centred
+            generator = dataclasses.replace(generator, pose_marginal=True, centred_depth=True)
         model = dataclasses.replace(model, generator=generator)
         loss = LossWeights(r1_gamma=1.0, value_prior=1.0)
         return tiny_training(model=model, loss=loss, disentangle=pairs, augment=AugmentConfig(enabled=False))
@@ -74,7 +76,17 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a @ b / (a.norm() * b.norm()))
 
 
-@pytest.mark.parametrize("preset", ["synth64", "ffs256"])
+MARGINAL_DIVERGES = pytest.mark.xfail(
+    strict=True,
+    reason="with generator.pose_marginal (off in every preset) the bfloat16 step through the emulated kernels"
+    " gives a G gradient at cosine 0.956 of float32's where the reference ops under the same autocast reach"
+    " 0.998; centred_depth alone passes, and the pose head in float32 does not change it: not yet found",
+)
+
+
+@pytest.mark.parametrize(
+    "preset", ["synth64", pytest.param("synth64-marginal", marks=MARGINAL_DIVERGES), "ffs256"]
+)
 def test_a_mixed_precision_step_through_the_kernels_matches_float32(
     preset, emulated_ops, tmp_path, monkeypatch
 ):
