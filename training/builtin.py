@@ -35,7 +35,7 @@ def export_builtin(
     ckpt = checkpoint.load_checkpoint(snapshot)
     training = checkpoint.read_config(ckpt, "training", TrainConfig.from_dict)
     gen = load(snapshot)
-    if gen.generator.face is not None and gen.generator.face.pose_marginal:
+    if gen.generator.pose_marginal:
         # As the trainer does before each snapshot (snapshots written before it did not).
         gen.generator.calibrate_pose(training.video_frames)
     real = RealReference.of(real_frames(open_dataset(data, training), 1024))

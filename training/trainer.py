@@ -20,7 +20,7 @@ from stylevid.atomic import write_atomically
 from stylevid.codes import Codes
 from stylevid.data.clip_times import sample_clip_batch
 from stylevid.networks import Generator, TemporalDiscriminator
-from stylevid.networks.face3d import POSE_NAMES, POSE_QUANTILES
+from stylevid.networks.face3d import POSE_QUANTILES
 from stylevid.networks.layers import full_precision
 from stylevid.options import UsageError
 from stylevid.training import losses, pairs
@@ -86,10 +86,8 @@ class Trainer:
             torch.manual_seed(config.seed)  # every process starts from the same weights
             self.G = Generator(config.model.generator).to(device)
             self.D = TemporalDiscriminator(config.model.discriminator).to(device)
-            if self.G.face is not None and self.G.face.pose_marginal:
-                quantiles = renderer_quantiles(POSE_QUANTILES)  # TrainConfig allows only the renderer's data
-                table = torch.stack([quantiles[name] for name in POSE_NAMES])
-                self.G.face.pose_quantiles.copy_(table.to(device))
+            if self.G.pose_marginal:  # TrainConfig allows it only with the renderer's light, so its data
+                self.G.face.set_pose_quantiles(renderer_quantiles(POSE_QUANTILES))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         k = config.model.discriminator.frames
         self.frames_per_clip = k
@@ -507,7 +505,7 @@ class Trainer:
                 f"{self.run_dir / LATEST} still names the last good snapshot. {self._recovery_advice()}"
             )
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.G_ema.face is not None and self.G_ema.face.pose_marginal:
+        if self.G_ema.pose_marginal:
             self.G_ema.calibrate_pose(self.cfg.video_frames)  # the population's statistics, not a batch's
         name = f"snapshot-{self.nimg:09d}"
         config = {"model": self.cfg.model.to_dict(), "training": self.cfg.to_dict()}

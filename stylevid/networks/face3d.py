@@ -341,6 +341,15 @@ class FaceLayer(nn.Module):
     def light_names(self) -> tuple[str, ...]:
         return self.light.names
 
+    def set_pose_quantiles(self, quantiles: dict[str, torch.Tensor]) -> None:
+        """Store the data's pose quantiles (name -> [POSE_QUANTILES] degrees, at levels (i + 0.5) / Q) that a
+        pose_marginal layer maps its standardised readings through."""
+        if not self.pose_marginal:
+            raise ValueError("set_pose_quantiles needs a face layer with generator.pose_marginal")
+        table = torch.stack([torch.as_tensor(quantiles[name], dtype=torch.float32) for name in POSE_NAMES])
+        assert_shape(table, list(self.pose_quantiles.shape), "pose quantiles")
+        self.pose_quantiles.copy_(table)
+
     def pose_values(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pose styles [..., w] -> yaw, pitch, roll in degrees, each [...].
 

@@ -150,6 +150,11 @@ class Generator(nn.Module):
         values = self.face.values(pose, lighting, self.settings(codes, t))
         return {k: v for k, v in values.items() if v.ndim == 2}
 
+    @property
+    def pose_marginal(self) -> bool:
+        """Whether the face layer maps its pose through the data's quantiles (generator.pose_marginal)."""
+        return self.face is not None and self.face.pose_marginal
+
     @torch.no_grad()
     def calibrate_pose(self, frames: int, videos: int = 256, times: int = 16, seed: int = 0) -> None:
         """Set a pose_marginal face layer's running statistics to the mean and variance of its pose head's
@@ -160,7 +165,7 @@ class Generator(nn.Module):
         the running average of it would spread the turns wider than the data's (7% at 10 kimg). The
         trainer calls this on G_ema before each snapshot; it is deterministic in `seed`.
         """
-        if self.face is None or not self.face.pose_marginal:
+        if not self.pose_marginal:
             raise ValueError("calibrate_pose needs a face layer with generator.pose_marginal")
         codes = self.sample(videos, seed=seed, frames=frames)
         rng = torch.Generator().manual_seed(seed)

@@ -20,7 +20,14 @@ from stylevid.data.synthetic.head import rotation as renderer_rotation
 from stylevid.data.synthetic.render import landmarks
 from stylevid.data.synthetic.trace import CAMERA, SURFACES, VIEW_HALF, camera_rays, place, trace
 from stylevid.networks import Generator
-from stylevid.networks.face3d import CANONICAL_CHANNELS, FaceLayer, RendererLight, face_template, rotation
+from stylevid.networks.face3d import (
+    CANONICAL_CHANNELS,
+    POSE_NAMES,
+    FaceLayer,
+    RendererLight,
+    face_template,
+    rotation,
+)
 
 R = 64
 
@@ -451,8 +458,7 @@ def _marginal_layer(seed=0) -> FaceLayer:
     layer = FaceLayer(8, 16, pose_marginal=True).requires_grad_(False)
     levels = (np.arange(256) + 0.5) / 256
     laws = (stats.laplace(scale=20), stats.norm(scale=10), stats.uniform(-5, 10))
-    table = [law.ppf(levels) for law in laws]
-    layer.pose_quantiles.copy_(torch.tensor(np.stack(table), dtype=torch.float32))
+    layer.set_pose_quantiles({name: torch.tensor(law.ppf(levels)) for name, law in zip(POSE_NAMES, laws)})
     return layer
 
 
@@ -493,7 +499,7 @@ def test_a_pose_marginal_layer_uses_its_running_statistics_outside_training_and_
 
 def test_pose_marginal_is_stored_refused_without_the_face_layer_and_filled_by_the_trainer(tmp_path):
     from stylevid.config import ModelConfig
-    from stylevid.networks.face3d import POSE_NAMES, POSE_QUANTILES
+    from stylevid.networks.face3d import POSE_QUANTILES
     from stylevid.training.config import train_preset
     from stylevid.training.value_prior import renderer_quantiles
 
@@ -515,7 +521,8 @@ def test_pose_marginal_is_stored_refused_without_the_face_layer_and_filled_by_th
 
     generator = Generator(config.model.generator)
     data = renderer_quantiles(POSE_QUANTILES)
-    generator.face.pose_quantiles.copy_(torch.stack([data[n] for n in POSE_NAMES]))
+    generator.face.set_pose_quantiles(data)
+    assert torch.equal(generator.face.pose_quantiles[POSE_NAMES.index("pitch")], data["pitch"])
     generator.face.pose_mean.fill_(0.25)
     path = checkpoint.save_checkpoint(
         tmp_path / "g.safetensors", {"G_ema": generator}, {"model": config.model.to_dict()}, {}
@@ -523,6 +530,23 @@ def test_pose_marginal_is_stored_refused_without_the_face_layer_and_filled_by_th
     loaded = load(path).generator.face
     assert torch.equal(loaded.pose_quantiles, generator.face.pose_quantiles)
     assert torch.equal(loaded.pose_mean, generator.face.pose_mean)
+    # The trainer fills the table from the renderer's distribution before the first step.
+    from tiny import ClipsInMemory, tiny_config, tiny_training
+
+    from stylevid.training.trainer import Trainer
+
+    tiny = tiny_config()
+    face = dataclasses.replace(tiny.generator, face3d=True, pivot=(0.0, 0.1, 0.0), pose_marginal=True)
+    trainer = Trainer(
+        tiny_training(model=dataclasses.replace(tiny, generator=face)), ClipsInMemory(), tmp_path / "run"
+    )
+    assert trainer.G.pose_marginal and not Generator(tiny.generator).pose_marginal
+    for name in POSE_NAMES:
+        assert torch.equal(trainer.G.face.pose_quantiles[POSE_NAMES.index(name)], data[name])
+    with pytest.raises(ValueError, match="needs a face layer with generator.pose_marginal"):
+        Generator(dataclasses.replace(face, pose_marginal=False)).face.set_pose_quantiles(data)
+    with pytest.raises(ValueError, match="pose quantiles"):
+        generator.face.set_pose_quantiles({name: values[:100] for name, values in data.items()})
 
 
 def test_calibrate_pose_sets_the_populations_statistics_of_the_pose_heads_readings(generator):
