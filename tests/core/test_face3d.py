@@ -458,7 +458,9 @@ def _marginal_layer(seed=0) -> FaceLayer:
     layer = FaceLayer(8, 16, pose_marginal=True).requires_grad_(False)
     levels = (np.arange(256) + 0.5) / 256
     laws = (stats.laplace(scale=20), stats.norm(scale=10), stats.uniform(-5, 10))
-    layer.set_pose_quantiles({name: torch.tensor(law.ppf(levels)) for name, law in zip(POSE_NAMES, laws)})
+    layer.set_pose_quantiles(
+        {name: torch.tensor(law.ppf(levels)) for name, law in zip(POSE_NAMES, laws, strict=True)}
+    )
     return layer
 
 
