@@ -68,9 +68,12 @@ VARIANTS = {
     "no_template": _generator(face_template=False),
     "no_value_prior": _no_value_prior,
     "pose_marginal": _generator(pose_marginal=True),
-    "centred_depth": _generator(centred_depth=True),
-    # The value prior is the face layer's: the 2-D priors have no physical values to hold.
-    "old_priors": lambda cfg: _generator(face3d=False, shading=True, pose_warp=True)(_no_value_prior(cfg)),
+    "no_centred_depth": _generator(centred_depth=False),
+    # The value prior and the centred depth are the face layer's: the 2-D priors have no physical values
+    # to hold and no depth.
+    "old_priors": lambda cfg: _generator(face3d=False, shading=True, pose_warp=True, centred_depth=False)(
+        _no_value_prior(cfg)
+    ),
 }
 
 

@@ -35,12 +35,13 @@ def _changes(a, b, prefix=""):
         ("full", []),
         ("no_value_prior", ["loss.value_prior"]),
         ("pose_marginal", ["model.generator.pose_marginal"]),
-        ("centred_depth", ["model.generator.centred_depth"]),
+        ("no_centred_depth", ["model.generator.centred_depth"]),
         ("no_template", ["model.generator.face_template"]),
         (
             "old_priors",
             [
                 "loss.value_prior",
+                "model.generator.centred_depth",
                 "model.generator.face3d",
                 "model.generator.pose_warp",
                 "model.generator.shading",
