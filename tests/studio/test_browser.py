@@ -98,6 +98,8 @@ def test_the_studio_in_a_browser(chromium, server, readout, tmp_path):
         light_moves = {"identity": [], "lighting": []}
         for seed in (1, 2, 3):
             studio.set_and_show(studio.factor("lighting", "seed"), seed)
+            held = {**dict.fromkeys(FACTORS, 0), "identity": 7, "lighting": seed}
+            np.testing.assert_array_equal(studio.shown_pixels(), rendered(gen, held))  # the light moved
             for f in light_moves:
                 light_moves[f].append(readout.distance(f, base[f], reading(f)).item())
         shot("03-identity-locked-lighting-3")
@@ -108,9 +110,11 @@ def test_the_studio_in_a_browser(chromium, server, readout, tmp_path):
             studio.set_and_show(studio.factor("identity", "seed"), seed)
             identity_moves.append(readout.distance("identity", base["identity"], reading("identity")).item())
         # The lock holds identity's code; what its reading still moves is the model's own leakage, so the
-        # means are compared (the face-layer model's identity reading moves 1.26x the renderer's floor).
+        # means are compared (the built-in model's relit faces move its identity reading 1.61x the
+        # renderer's floor: docs/results.md; seed by seed a light can move it more than another light
+        # moves the light's reading — 1.06 against 0.88 here — which the frames above show is the model's).
         assert np.mean(light_moves["identity"]) < 0.5 * np.mean(identity_moves), (light_moves, identity_moves)
-        assert min(light_moves["lighting"]) > max(light_moves["identity"]), light_moves  # the light did move
+        assert np.mean(light_moves["lighting"]) > np.mean(light_moves["identity"]), light_moves
 
         # The astronaut's photo: inverted by the built-in encoder, its face is the identity shown.
         stream = io.BytesIO()
