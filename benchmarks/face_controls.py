@@ -275,6 +275,7 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
 
     result.update(pose_readbacks(generator, probe.values, seeds, reference, out))
     result["relight"] = relight(generator, probe, readout, seeds, reference, out)
+    result["identity_lighting"] = identity_lighting(generator, probe.values, seeds, reference)
     result["figures"] = [str(out / "pose_sweep.png"), str(out / "relight_sweep.png")]
     result["diagnostics"] = {
         "head_share": float(layers["canonical"]["head_alpha"].mean()),
@@ -353,6 +354,44 @@ def relight(generator, probe, readout: Readout, seeds, reference, out: Path) -> 
         "floor": movement(readout, truth, rest, ("identity", "background")),
         "stored_floor_effect": stored if probe.floor else None,
         "pixel_change": {"generated": pixel_change(sweep), "renderer": pixel_change(truth)},
+    }
+
+
+def value_moves(read: Read, factor: str, base, moved, new) -> dict:
+    """Per value of `factor`, the RMS over videos of how far the reading of frames `moved` lies from that
+    of `base`, over how far a whole new sample's (`new`) lies: 0 = unmoved, 1 = as far as a new sample."""
+    with torch.no_grad():
+        values = [read(frames)[factor].double() for frames in (base, moved, new)]
+    rms = [(v - values[0]).square().mean(0).sqrt() for v in values[1:]]
+    names = synthetic.FACTOR_NAMES[factor]
+    return {name: float(m / n) for name, m, n in zip(names, *rms, strict=True)}
+
+
+def identity_lighting(generator, read: Read, seeds, reference) -> dict:
+    """Value by value, how far a new identity moves the probes' lighting reading relative to a whole new
+    sample (video i with video i + 1's identity, against all of video i + 1), for the generator and for
+    the renderer's own heads (the floor): which of the light's values identity leaks into."""
+    seeds = list(seeds)
+    codes = generator.sample_seeds(seeds, frames=1)
+    others = generator.sample_seeds(seeds[1:] + seeds[:1], frames=1)
+    swapped = codes.with_factor("identity", others)
+    generated = [generator.render(c, 1)[:, 0].clamp(-1, 1) for c in (codes, swapped, others)]
+
+    def frame(video) -> torch.Tensor:
+        return (
+            torch.from_numpy(synthetic.render_video(video, PROBE_RESOLUTION)[0]).permute(2, 0, 1) / 127.5 - 1
+        )
+
+    base = torch.stack([frame(v) for v in reference])
+    moved = torch.stack(
+        [
+            frame(dataclasses.replace(v, identity=w.identity))
+            for v, w in zip(reference, reference[1:] + reference[:1], strict=True)
+        ]
+    )
+    return {
+        "generated": value_moves(read, "lighting", *generated),
+        "renderer": value_moves(read, "lighting", base, moved, base.roll(-1, dims=0)),
     }
 
 
@@ -435,6 +474,16 @@ def tables(result: dict) -> str:
             f"| {factor} | {g['moved']:.3f} | {t['moved']:.3f} | {g['moved'] / t['moved']:.2f} |"
             f" {g['relative']:.3f} | {t['relative']:.3f} | {stored.get(factor, math.nan):.3f} |"
         )
+    leak = result["identity_lighting"]
+    lines += [
+        "",
+        "| a new identity moves the lighting reading (÷ a new sample) | "
+        + " | ".join(leak["generated"])
+        + " |",
+        "|---|" + "---|" * len(leak["generated"]),
+    ]
+    for key in ("generated", "renderer"):
+        lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in leak[key].values()) + " |")
     changes = {key: result[f"{key}_readback"]["pixel_change"] for key in ("yaw", "pitch")}
     changes["azimuth"] = r["pixel_change"]
     lines += [

@@ -152,3 +152,25 @@ def test_sunk_depth_reads_how_far_the_face_lies_below_the_dome(changes, expected
     g = Generator(config)
     g.foreground_synthesis = Sinking()
     assert face_controls.sunk_depth(VideoGenerator(g), range(3)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_value_moves_is_each_values_move_over_a_new_samples():
+    torch.manual_seed(0)
+    base, step = torch.randn(40, 5), torch.randn(40, 5)
+    share = torch.tensor([0.0, 0.5, 1.0, 2.0, -0.25])  # the sign of a move does not count, its size does
+    readings = {"base": base, "moved": base + share * step, "new": base + step}
+    moves = face_controls.value_moves(lambda x: {"lighting": readings[x]}, "lighting", "base", "moved", "new")
+    assert list(moves) == ["azimuth", "elevation", "intensity", "ambient", "warmth"]
+    assert np.allclose(list(moves.values()), share.abs().numpy())
+
+
+def test_a_new_identity_moves_the_renderers_light_reading_little(generator):
+    probe = load_probes()
+    leak = face_controls.identity_lighting(generator, probe.values, range(6), face_controls.renderer_videos(6))
+    assert set(leak) == {"generated", "renderer"}
+    renderer = leak["renderer"]
+    # The renderer draws a person's face under a light that person cannot change: the light's direction
+    # reads nearly the same, its energy and tint move less than with a whole new sample.
+    assert renderer["azimuth"] < 0.3 and renderer["elevation"] < 0.3, renderer
+    assert all(0 < v < 0.8 for v in renderer.values()), renderer
+    assert all(np.isfinite(v) and v >= 0 for v in leak["generated"].values())
