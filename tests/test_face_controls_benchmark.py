@@ -166,7 +166,8 @@ def test_value_moves_is_each_values_move_over_a_new_samples():
 
 def test_a_new_identity_moves_the_renderers_light_reading_little(generator):
     probe = load_probes()
-    leak = face_controls.identity_lighting(generator, probe.values, range(6), face_controls.renderer_videos(6))
+    heads = face_controls.renderer_videos(6)
+    leak = face_controls.identity_lighting(generator, probe.values, range(6), heads)
     assert set(leak) == {"generated", "renderer"}
     renderer = leak["renderer"]
     # The renderer draws a person's face under a light that person cannot change: the light's direction
