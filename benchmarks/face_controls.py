@@ -97,9 +97,13 @@ def renderer_sweep(videos: Sequence[synthetic.VideoFactors], name: str, values: 
         for key, value in hold.items():
             rows[:, columns.index(key)] = _renderer_units(key, value)
         rows[:, columns.index(name)] = [_renderer_units(name, v) for v in values]
-        frames = synthetic.render_video(steps, PROBE_RESOLUTION)
-        out.append(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1)
+        out.append(_unit(synthetic.render_video(steps, PROBE_RESOLUTION)))
     return torch.stack(out, dim=1)
+
+
+def _unit(frames: np.ndarray) -> torch.Tensor:
+    """The renderer's uint8 frames [..., R, R, 3] as float [..., 3, R, R] in [-1, 1]."""
+    return torch.from_numpy(frames).movedim(-1, -3).float() / 127.5 - 1
 
 
 def _factor_of(name: str) -> str:
@@ -373,25 +377,21 @@ def identity_lighting(generator, read: Read, seeds, reference) -> dict:
     the renderer's own heads (the floor): which of the light's values identity leaks into."""
     seeds = list(seeds)
     codes = generator.sample_seeds(seeds, frames=1)
-    others = generator.sample_seeds(seeds[1:] + seeds[:1], frames=1)
-    swapped = codes.with_factor("identity", others)
-    generated = [generator.render(c, 1)[:, 0].clamp(-1, 1) for c in (codes, swapped, others)]
+    swapped = codes.with_factor("identity", generator.sample_seeds(seeds[1:] + seeds[:1], frames=1))
+    base, moved = (generator.render(c, 1)[:, 0].clamp(-1, 1) for c in (codes, swapped))
 
-    def frame(video) -> torch.Tensor:
-        return (
-            torch.from_numpy(synthetic.render_video(video, PROBE_RESOLUTION)[0]).permute(2, 0, 1) / 127.5 - 1
-        )
+    def first_frames(videos) -> torch.Tensor:
+        return _unit(np.stack([synthetic.render_video(v, PROBE_RESOLUTION)[0] for v in videos]))
 
-    base = torch.stack([frame(v) for v in reference])
-    moved = torch.stack(
-        [
-            frame(dataclasses.replace(v, identity=w.identity))
-            for v, w in zip(reference, reference[1:] + reference[:1], strict=True)
-        ]
+    heads = first_frames(reference)
+    heads_moved = first_frames(
+        dataclasses.replace(v, identity=w.identity)
+        for v, w in zip(reference, reference[1:] + reference[:1], strict=True)
     )
+    # Video i + 1 is the new sample: its frames are the base's, one place on.
     return {
-        "generated": value_moves(read, "lighting", *generated),
-        "renderer": value_moves(read, "lighting", base, moved, base.roll(-1, dims=0)),
+        "generated": value_moves(read, "lighting", base, moved, base.roll(-1, dims=0)),
+        "renderer": value_moves(read, "lighting", heads, heads_moved, heads.roll(-1, dims=0)),
     }
 
 
