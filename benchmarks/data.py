@@ -23,7 +23,7 @@ from stylevid.data.dataset import VideoClipDataset
 from stylevid.data.index import read_index
 from stylevid.data.synthetic import render_speed
 from stylevid.data.writer import DatasetWriter
-from stylevid.video import save_video
+from stylevid.video import from_uint8, save_video
 
 
 def random_videos(videos: int, frames: int, resolution: int) -> list[np.ndarray]:
@@ -46,7 +46,7 @@ def write_mp4s(folder: Path, videos: list[np.ndarray]) -> float:
     folder.mkdir()
     start = time.perf_counter()
     for i, frames in enumerate(videos):
-        save_video(torch.from_numpy(frames).permute(0, 3, 1, 2) / 127.5 - 1, folder / f"video_{i:05d}.mp4")
+        save_video(from_uint8(frames), folder / f"video_{i:05d}.mp4")
     return sum(map(len, videos)) / (time.perf_counter() - start)
 
 

@@ -52,7 +52,7 @@ from stylevid.data.faces import crop_face, face_square, largest_faces
 from stylevid.metrics import graphdef, sface
 from stylevid.metrics.face_align import five_point_crop
 from stylevid.metrics.weights import WeightsNotFoundError, file_sha256, resolve
-from stylevid.video import to_uint8
+from stylevid.video import from_uint8, to_uint8
 
 FACE_SIZE = 160  # FaceNet's input side
 MARGIN = 0.3
@@ -306,4 +306,4 @@ def align_faces(
     faces = [crop(image, *face) for image, face in zip(images, detected, strict=True) if face is not None]
     stacked = np.stack(faces) if faces else np.zeros((0, size, size, 3), np.uint8)
     found = torch.tensor([face is not None for face in detected], dtype=torch.bool)
-    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 127.5 - 1, found
+    return from_uint8(stacked), found

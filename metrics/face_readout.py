@@ -33,7 +33,7 @@ from stylevid.data.faces import largest_faces
 from stylevid.metrics.face_embedders import FaceEmbedder, mtcnn_sha256
 from stylevid.metrics.facemesh import MIN_SCORE, FaceMesh, crop_rois, load_facemesh
 from stylevid.metrics.leakage import rms_distance
-from stylevid.video import to_uint8
+from stylevid.video import from_uint8, to_uint8
 
 BACKGROUND_GRID = 16
 BACKGROUND_MARGIN = 1.6
@@ -144,7 +144,7 @@ class FaceReadout:
             boxes.append(box)
             with_face.append(i)
         if faces:
-            crops = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float() / 127.5 - 1
+            crops = from_uint8(np.stack(faces))
             features["identity"][with_face] = self.embedder(crops).float().cpu()
             if self.facemesh is not None:
                 features["pose"][with_face] = self._mesh_pose(images[with_face], np.stack(boxes))

@@ -29,6 +29,7 @@ from stylevid.data.synthetic import render_frame, sample_factors
 from stylevid.metrics.rigid import head_angles, rigid_fit
 from stylevid.metrics.tflite_graph import TFLiteNet, read_graph
 from stylevid.metrics.weights import file_sha256, resolve
+from stylevid.video import from_uint8
 
 INPUT_SIZE = 192
 POINTS = 468
@@ -92,7 +93,7 @@ def face_rois(boxes: np.ndarray) -> np.ndarray:
 def crop_rois(image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
     """FaceMesh inputs [K, 3, 192, 192] in [-1, 1] of uint8 [H, W, 3] `image` at face boxes [K, 4]."""
     crops = [crop_face(image, *roi, INPUT_SIZE) for roi in face_rois(boxes)]
-    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(np.stack(crops))
 
 
 @torch.no_grad()

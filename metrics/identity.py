@@ -47,6 +47,7 @@ from stylevid.data.files import DatasetFiles
 from stylevid.data.index import read_index
 from stylevid.data.reader import read_frames
 from stylevid.metrics.face_embedders import FaceEmbedder, mtcnn_sha256
+from stylevid.video import from_uint8
 
 SWAPPABLE = ("pose", "lighting", "background")
 EMBED_BATCH = 64  # faces through the network at a time
@@ -203,7 +204,7 @@ def id_consistency_real(
     try:
         for entry in tqdm(entries, desc="id_consistency_real", unit="video", disable=not progress):
             clip = read_frames(files, entry, [t for t in times if t < entry.frames])
-            video = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 127.5 - 1
+            video = from_uint8(clip)
             embedded, ok = _embed_frames(embedder, video[None], align)
             parts.append((embedded, ok))
     finally:

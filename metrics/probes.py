@@ -32,6 +32,7 @@ from stylevid.config import FACTORS
 from stylevid.data import synthetic
 from stylevid.data.index import mirror_coefficients
 from stylevid.metrics.weights import file_sha256
+from stylevid.video import from_uint8
 
 PROBE_RESOLUTION = 64
 SHIPPED = Path(__file__).parent / "probes" / "synthetic64.safetensors"
@@ -140,7 +141,7 @@ def render_frames(count: int, seed: int, workers: int = 2, progress: bool = True
 
 def _as_input(frames: np.ndarray) -> torch.Tensor:
     """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-1, 1]."""
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(frames)
 
 
 def r_squared(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -338,7 +339,7 @@ class GroundTruthGenerator:
             )
             for v in codes.videos
         ]
-        return torch.from_numpy(np.stack(videos)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+        return from_uint8(np.stack(videos))
 
 
 def _train_command(path: Path) -> str:

@@ -53,11 +53,22 @@ GIF_DELAY_NOTE = "stylevid frame delay ms="
 MAX_CRF = 51  # libx264's worst quality for 8-bit video
 
 
+def from_uint8(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """float32 [..., 3, H, W] in [-1, 1] from uint8 pixels [..., H, W, 3] (numpy or torch): the inverse
+    of to_uint8."""
+    if isinstance(pixels, np.ndarray):
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels))
+    if pixels.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 pixels [..., H, W, 3], got {pixels.dtype}")
+    return pixels.movedim(-1, -3).float() / 127.5 - 1
+
+
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """uint8 numpy [..., H, W, 3] from a float tensor [..., 3, H, W] in [-1, 1] (outside values clipped)."""
     if not video.is_floating_point():
         raise TypeError(
-            f"expected a float tensor in [-1, 1], got {video.dtype}; convert uint8 with x / 127.5 - 1"
+            f"expected a float tensor in [-1, 1], got {video.dtype};"
+            " convert uint8 with stylevid.video.from_uint8"
         )
     if video.ndim < 3 or video.shape[-3] != 3:
         raise ValueError(f"expected RGB frames [..., 3, H, W], got shape {list(video.shape)}")
@@ -296,8 +307,7 @@ def read_video(path: str | os.PathLike) -> torch.Tensor:
             f"{path} has no frames; a video file needs a decodable frame, a folder a"
             f" {'/'.join(FRAME_SUFFIXES)} image"
         )
-    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-    return video.float() / 127.5 - 1
+    return from_uint8(np.stack(frames))
 
 
 def video_fps(path: str | os.PathLike) -> float:

@@ -12,6 +12,7 @@ from PIL import Image
 from stylevid.atomic import staged_target
 from stylevid.video import (
     GRID_GAP,
+    from_uint8,
     make_grid,
     open_video_stream,
     read_video,
@@ -158,6 +159,18 @@ def test_make_grid_and_to_uint8():
     assert image[0, 4].tolist() == [128, 128, 128]
     assert image[4, 0].tolist() == [255, 255, 255]  # 2.0 is clipped to 1
     assert image[2, 0].tolist() == [255, 255, 255]  # gap
+
+
+def test_from_uint8_maps_every_value_linearly_onto_minus_one_to_one_and_to_uint8_undoes_it():
+    pixels = np.arange(256, dtype=np.uint8).reshape(2, 4, 32)[..., None].repeat(3, -1)  # [2, 4, 32, 3]
+    video = from_uint8(pixels)
+    assert video.dtype == torch.float32 and video.shape == (2, 3, 4, 32)
+    assert video[0, 0, 0, 0] == -1 and video[1, 2, 3, 31] == 1
+    assert torch.allclose(video[:, 1].flatten(), torch.linspace(-1, 1, 256), atol=1e-6)
+    assert torch.equal(from_uint8(torch.from_numpy(pixels)), video)  # numpy or torch alike
+    assert np.array_equal(to_uint8(video), pixels)  # exact for all 256 values
+    with pytest.raises(TypeError, match="uint8"):
+        from_uint8(pixels.astype(np.float32))
 
 
 def test_reads_a_folder_of_frames_in_natural_order(tmp_path):

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from stylevid.data.faces import DEFAULT_MARGIN, crop_face, face_square, largest_faces
+from stylevid.video import from_uint8
 
 ALIGNMENTS = ("face", "none")
 
@@ -67,7 +68,7 @@ def read_image(item, index: int = 0) -> np.ndarray:
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 [M, R, R, 3] -> float [M, 3, R, R] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(images)
 
 
 def _resize(image: np.ndarray, resolution: int) -> np.ndarray:
