@@ -122,6 +122,12 @@ class GeneratorConfig:
     # The head's learned depth residual has mean 0 over the head's core, so identity shapes the face but
     # cannot sink it towards the pivot as a whole (which makes a turned head look less turned).
     centred_depth: bool = False
+    # The renderer light's highlight on the head's skin (light='renderer' only): light the albedo cannot
+    # take back, which shows the key light's direction and strength apart from the skin's brightness.
+    specular: bool = False
+    # The body's depth starts from the renderer's neck and shoulders instead of a flat sheet, so the light
+    # shades them as it shades the data's.
+    body_shape: bool = False
 
     def __post_init__(self) -> None:
         _power_of_two("generator.resolution", self.resolution, 8, 1024)
@@ -136,11 +142,16 @@ class GeneratorConfig:
                 f"generator.dome={list(self.dome)} must be two half-axes (x, y) in (0, 2] half frame widths,"
                 " e.g. [0.6, 0.9]"
             )
-        for name in ("pose_marginal", "centred_depth"):
+        for name in ("pose_marginal", "centred_depth", "specular", "body_shape"):
             if getattr(self, name) and not self.face3d:
                 raise ValueError(f"generator.{name} is a face layer setting: it needs generator.face3d")
         if self.light not in ("renderer", "sh"):
             raise ValueError(f"generator.light={self.light!r} must be 'renderer' or 'sh'")
+        if self.specular and self.light != "renderer":
+            raise ValueError(
+                "generator.specular is the synthetic renderer light's highlight; with generator.light='sh'"
+                " set it to false"
+            )
         if not self.camera_distance > 1.5:
             raise ValueError(
                 f"generator.camera_distance={self.camera_distance} must exceed 1.5 half frame widths:"

@@ -54,6 +54,11 @@ SH_LIGHT_LIMITS = {
 WRAP = 0.15  # the renderer's wrap-around of the diffuse term, as through skin
 WARMTH_GAINS = (0.25, 0.03, -0.3)  # the renderer's RGB gain per unit of warmth
 SKY = (0.7, 0.3)  # the renderer's ambient: 0.7 + 0.3 * n_y (mostly from above)
+# The renderer's highlight (Blinn-Phong, shininess 16, scaled by the key light's intensity) on skin, with
+# its gloss; the body (mostly a matte shirt) has none. It adds light that no albedo can take back, so it
+# shows the key light's direction and strength apart from how bright a person's skin is.
+SKIN_GLOSS = 0.06
+SHININESS = 16
 MARCH_STEPS = 16  # samples along each ray through the depth range
 REFINE_STEPS = 6  # false-position steps that narrow the bracket of the first hit
 DEPTH_RANGE = 1.0  # the surface lies within +-DEPTH_RANGE of the pivot's plane
@@ -101,6 +106,12 @@ TEMPLATE_LOGITS = {
     "lips": (-0.2, -1.1, -0.9),
     "mouth_line": (-1.5, -1.5, -1.5),
 }
+# The body's starting depth with `body_shape`: the renderer's neck and shoulders (two ellipsoids; the neck
+# of an average head's width) in half frame widths from the pivot: centre (y, z) and half-axes (x, y, z).
+# Without it the body was a flat sheet that any light lit alike, and G painted shoulders' shading into
+# its albedo, which the probes read as the light.
+NECK = ((-0.833, -0.08), (0.287, 0.633, 0.257))
+SHOULDERS = ((-1.32, -0.2), (1.333, 0.507, 0.413))
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
 
 
@@ -180,6 +191,18 @@ def face_template(resolution: int, pivot: tuple[float, float, float]) -> torch.T
     return out
 
 
+def body_depth(xy: torch.Tensor, pivot: tuple[float, float, float]) -> torch.Tensor:
+    """The renderer's neck and shoulders as a depth map [R, R] over pixel positions xy [R, R, 2]: the nearer
+    of the two ellipsoids' front surfaces, and each one's centre plane beyond its outline (so the map is
+    continuous; the body's silhouette says which of it is seen)."""
+    x, y = xy[..., 0] - pivot[0], xy[..., 1] - pivot[1]
+    surfaces = []
+    for (cy, cz), (rx, ry, rz) in (NECK, SHOULDERS):
+        inside = 1 - (x / rx).square() - ((y - cy) / ry).square()
+        surfaces.append(pivot[2] + cz + rz * inside.clamp_min(0).sqrt())
+    return torch.maximum(*surfaces)
+
+
 def binary(logit: torch.Tensor) -> torch.Tensor:
     """A silhouette in {0, 1} in the forward pass, with the sigmoid's gradient (straight through)."""
     soft = torch.sigmoid(logit)
@@ -217,18 +240,31 @@ class RendererLight(nn.Module):
         return {name: _bounded(raw[:, i], self.limits[name]) for i, name in enumerate(self.names)}
 
     def shade(
-        self, albedo: torch.Tensor, normal: torch.Tensor, light: dict[str, torch.Tensor]
+        self,
+        albedo: torch.Tensor,
+        normal: torch.Tensor,
+        light: dict[str, torch.Tensor],
+        gloss: torch.Tensor | None = None,
+        view: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """albedo [B, 3, H, W] in [0, 1], unit normals [B, 3, H, W] -> sRGB [B, 3, H, W] in [0, 1]."""
+        """albedo [B, 3, H, W] in [0, 1], unit normals [B, 3, H, W] -> sRGB [B, 3, H, W] in [0, 1].
+
+        With gloss [B, 1, H, W] and unit directions to the camera view [1, 3, H, W], the renderer's
+        highlight is added too."""
         az, el = torch.deg2rad(light["azimuth"]), torch.deg2rad(light["elevation"])
         direction = torch.stack([az.sin() * el.cos(), el.sin(), az.cos() * el.cos()], 1)[..., None, None]
         cos = (normal * direction).sum(1, keepdim=True)
         diffuse = ((cos + WRAP) / (1 + WRAP)).clamp(0, 1)
         sky = light["ambient"][:, None, None, None] * (SKY[0] + SKY[1] * normal[:, 1:2])
-        energy = sky + light["intensity"][:, None, None, None] * diffuse
+        intensity = light["intensity"][:, None, None, None]
+        linear = (sky + intensity * diffuse) * albedo.square()
+        if gloss is not None:
+            half = unit(direction + view)
+            facing = (normal * half).sum(1, keepdim=True).clamp(0, 1)
+            linear = linear + intensity * gloss * facing.pow(SHININESS) * (cos > 0).to(cos.dtype)
         gains = 1 + light["warmth"][:, None, None, None] * self.gains[:, None, None]
         # Gamma 2 as the renderer: light adds in linear RGB (the albedo squared), then the square root.
-        return (energy * albedo.square() * gains).clamp(1e-4, 1).sqrt()
+        return (linear * gains).clamp(1e-4, 1).sqrt()
 
 
 class SphericalHarmonicsLight(nn.Module):
@@ -293,10 +329,17 @@ class FaceLayer(nn.Module):
         dome: tuple[float, float] = DOME_SHAPE,
         pose_marginal: bool = False,
         centred_depth: bool = False,
+        specular: bool = False,
+        body_shape: bool = False,
     ):
         super().__init__()
         if light not in LIGHTS:
             raise ValueError(f"generator.light={light!r}; choose one of {', '.join(LIGHTS)}")
+        if specular and light != "renderer":
+            raise ValueError(
+                f"generator.specular is the renderer light's highlight; generator.light={light!r}"
+            )
+        self.specular, self.body_shape = specular, body_shape
         self.w_dim, self.resolution, self.camera_distance = w_dim, resolution, float(camera_distance)
         self.symmetric, self.binary_alpha, self.learned_depth = symmetric, binary_alpha, learned_depth
         self.template = template
@@ -322,6 +365,11 @@ class FaceLayer(nn.Module):
         inside = 1 - ((x - pivot[0]) / dome[0]) ** 2 - ((y - pivot[1]) / dome[1]) ** 2
         dome = DOME_HEIGHT * inside.clamp_min(0)
         self.register_buffer("dome", dome[None, None], persistent=False)
+        body = body_depth(self.xy, pivot) if body_shape else torch.zeros_like(dome)
+        self.register_buffer("body_dome", body[None, None], persistent=False)
+        # Unit directions from each pixel's point on the pivot's plane to the camera.
+        to_camera = torch.cat([-self.xy, torch.full_like(self.xy[..., :1], self.camera_distance)], -1)
+        self.register_buffer("view", unit(to_camera.permute(2, 0, 1)[None]), persistent=False)
 
         def ellipse(cx, cy, rx, ry):
             return SILHOUETTE_PRIOR * (1 - ((x - cx) / rx) ** 2 - ((y - cy) / ry) ** 2).clamp_min(-1)
@@ -401,7 +449,7 @@ class FaceLayer(nn.Module):
         mask = binary if self.binary_alpha else torch.sigmoid
         out = {}
         for k, (part, c) in enumerate((("head", layers[:, :5]), ("body", layers[:, 5:]))):
-            depth = self.dome if part == "head" else torch.zeros_like(self.dome)
+            depth = self.dome if part == "head" else self.body_dome
             if self.learned_depth or part == "body":
                 # A quarter of the raw output: an untrained net's noise would otherwise make a rough
                 # surface whose speckled shading the discriminator sees at once.
@@ -533,7 +581,12 @@ class FaceLayer(nn.Module):
         albedo = torch.lerp(frames(canon["body_albedo"]), head_albedo, head_alpha)
         normal = unit(torch.lerp(frames(canon["body_normal"]), head_normal, head_alpha))
         light = {k: v.reshape(n * steps, *v.shape[2:]) for k, v in values.items() if k not in POSE_NAMES}
-        rgb = self.light.shade(albedo, normal, light) * 2 - 1
+        if self.specular:
+            gloss = SKIN_GLOSS * head_alpha
+            rgb = self.light.shade(albedo, normal, light, gloss, self.view)
+        else:
+            rgb = self.light.shade(albedo, normal, light)
+        rgb = rgb * 2 - 1
         alpha = head_alpha + (1 - head_alpha) * body_alpha
         # The silhouettes are binary; a [1, 2, 1] blur gives their outline the thin antialiased edge of
         # the data's (rendered at twice the size and box-filtered), leaving inside and outside exact.

@@ -65,6 +65,8 @@ class Generator(nn.Module):
                 c.dome,
                 c.pose_marginal,
                 c.centred_depth,
+                c.specular,
+                c.body_shape,
             )
             if c.face3d
             else None

@@ -596,3 +596,112 @@ def test_a_pose_marginal_layer_runs_under_bfloat16_autocast_as_in_float32():
     exact = twin.pose_values(w)
     assert torch.allclose(values["yaw"], exact["yaw"], atol=1.5)  # degrees; bfloat16 keeps 8 bits
     assert torch.allclose(layer.pose_var, twin.pose_var, rtol=0.02)
+
+
+def test_the_renderer_lights_highlight_matches_a_per_pixel_loop_of_the_renderers_formula():
+    """With gloss and view directions, the renderer's Blinn-Phong term (shininess 16, scaled by the key
+    light's intensity, only where the light reaches) adds in linear RGB before the warmth and the gamma."""
+    from stylevid.data.synthetic import shade  # the renderer's own constants
+
+    light_net = RendererLight(4)
+    torch.manual_seed(2)
+    albedo = torch.rand(2, 3, 3, 4)
+    forward = torch.tensor([0, 0, 1.0])[:, None, None]  # mostly towards the camera: highlights happen
+    normal = torch.nn.functional.normalize(torch.randn(2, 3, 3, 4) + 1.5 * forward, dim=1)
+    view = torch.nn.functional.normalize(torch.randn(1, 3, 3, 4) * 0.2 + forward, dim=1)
+    gloss = torch.rand(2, 1, 3, 4) * 0.2
+    light = {
+        "azimuth": torch.tensor([25.0, -50.0]),
+        "elevation": torch.tensor([15.0, 35.0]),
+        "intensity": torch.tensor([1.4, 0.7]),
+        "ambient": torch.tensor([0.25, 0.4]),
+        "warmth": torch.tensor([-0.5, 0.8]),
+    }
+    ours = light_net.shade(albedo, normal, light, gloss, view)
+    assert not torch.allclose(ours, light_net.shade(albedo, normal, light))  # the highlight shows
+    for b in range(2):
+        az, el = math.radians(light["azimuth"][b]), math.radians(light["elevation"][b])
+        lx, ly, lz = math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)
+        intensity = float(light["intensity"][b])
+        for i in range(3):
+            for j in range(4):
+                n = normal[b, :, i, j].tolist()
+                v = view[0, :, i, j].tolist()
+                cos = n[0] * lx + n[1] * ly + n[2] * lz
+                diffuse = min(max((cos + shade._WRAP) / (1 + shade._WRAP), 0), 1)
+                sky = float(light["ambient"][b]) * (0.7 + 0.3 * n[1])
+                h = (lx + v[0], ly + v[1], lz + v[2])
+                facing = min(max(sum(a * c for a, c in zip(n, h, strict=True)) / math.hypot(*h), 0), 1)
+                specular = float(gloss[b, 0, i, j]) * facing**16 * (cos > 0)
+                for c in range(3):
+                    gain = 1 + float(light["warmth"][b]) * shade._WARMTH[c]
+                    diffused = (sky + intensity * diffuse) * float(albedo[b, c, i, j]) ** 2
+                    energy = diffused + intensity * specular
+                    want = math.sqrt(min(max(energy * gain, 1e-4), 1))
+                    assert float(ours[b, c, i, j]) == pytest.approx(want, abs=1e-5)
+
+
+def test_the_view_directions_point_from_the_pivots_plane_to_the_camera():
+    layer = FaceLayer(8, 16, camera_distance=4.0)
+    to_camera = torch.cat([-layer.xy, torch.full_like(layer.xy[..., :1], 4.0)], -1)  # camera - point
+    view = layer.view[0].permute(1, 2, 0)
+    assert torch.allclose(view.norm(dim=-1), torch.ones(16, 16), atol=1e-6)
+    assert torch.linalg.cross(view, to_camera).abs().max() < 1e-5  # parallel ...
+    assert ((view * to_camera).sum(-1) > 0).all()  # ... and the same way
+
+
+def test_the_body_shape_is_the_renderers_neck_and_shoulders():
+    """The oracle: the renderer's own neck and shoulder ellipsoids of a head of average width. Every pixel
+    of the body's depth map inside either outline is a point on one of them and inside neither (the nearer
+    surface); without body_shape the body starts flat."""
+    from stylevid.data.synthetic.trace import VIEW_HALF
+
+    pivot = (0.0, 0.1, 0.0)
+    layer = FaceLayer(8, 128, pivot=pivot, body_shape=True)
+    face = face_of(np.full(20, 0.5, np.float32))
+    neck, shoulders = face.shapes["neck"], face.shapes["shoulders"]
+    x, y = layer.xy[..., 0], layer.xy[..., 1]
+    z = layer.body_dome[0, 0]
+    world = torch.stack([x - pivot[0], y - pivot[1], z - pivot[2]], -1).reshape(-1, 3).numpy() * VIEW_HALF
+    shapes = {"neck": neck, "shoulders": shoulders}
+    level = {k: np.linalg.norm(e.local(world), axis=-1) for k, e in shapes.items()}
+    # At the ellipsoid's centre depth: inside the outline the frontal camera sees.
+    flat = {
+        k: np.linalg.norm(e.local(world * [1, 1, 0] + e.center * [0, 0, 1]), axis=-1)
+        for k, e in shapes.items()
+    }
+    seen = (flat["neck"] < 0.97) | (flat["shoulders"] < 0.97)  # pixels well inside an outline
+    assert seen.sum() > 2000
+    on_one = np.minimum(level["neck"], level["shoulders"])[seen]
+    assert np.abs(on_one - 1).max() < 0.03  # on a surface ...
+    assert np.minimum(level["neck"], level["shoulders"])[seen].min() > 0.97  # ... inside neither
+    # The light shades it: the neck's sides face outwards, the shoulders' tops upwards.
+    normal = layer.canonical(torch.zeros(1, CANONICAL_CHANNELS, 128, 128))["body_normal"][0]
+
+    def pixel(u, v):
+        return int((1 - v) / 2 * 128), int((u + 1) / 2 * 128)
+
+    assert normal[0][pixel(-0.25, -0.5)] < -0.5 and normal[0][pixel(0.25, -0.5)] > 0.5
+    assert normal[1][pixel(0.6, -0.8)] > 0.5 and normal[1][pixel(-0.6, -0.8)] > 0.5
+    assert FaceLayer(8, 32).body_dome.abs().max() == 0
+
+
+def test_the_highlight_and_the_body_shape_are_face_layer_settings_of_the_renderers_light():
+    with pytest.raises(ValueError, match="specular.*needs generator.face3d"):
+        GeneratorConfig(specular=True)
+    with pytest.raises(ValueError, match="body_shape.*needs generator.face3d"):
+        GeneratorConfig(body_shape=True)
+    with pytest.raises(ValueError, match="specular.*light='sh'"):
+        GeneratorConfig(face3d=True, light="sh", specular=True)
+    with pytest.raises(ValueError, match="specular.*light='sh'"):
+        FaceLayer(8, 16, light="sh", specular=True)
+    # A layer with the highlight renders brighter where the light glints, never darker.
+    torch.manual_seed(0)
+    layers = torch.randn(2, CANONICAL_CHANNELS, 32, 32)
+    styles = torch.randn(2, 1, 8)
+    outs = []
+    for specular in (False, True):
+        torch.manual_seed(1)
+        layer = FaceLayer(8, 32, specular=specular)
+        outs.append(layer(layers, styles, styles)[0])
+    assert (outs[1] >= outs[0] - 1e-6).all() and (outs[1] > outs[0] + 1e-3).any()
