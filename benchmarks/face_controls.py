@@ -25,6 +25,11 @@ frame each (frame 0). Measured:
 5. Faces found: the share of frames in which MTCNN (stylevid.data.faces, probability >= 0.9) finds a
    face, generated and the dataset's, both upsampled bilinearly from 64² to FACE_SIDE²; and their ratio.
 6. Figures: a pose sweep (rows: 4 identities, columns: YAWS) and a relighting sweep (columns: AZIMUTHS).
+7. Identity into the light: value by value, how far a new identity moves the probes' lighting reading
+   relative to a whole new sample (the renderer's heads swapped alike as the floor).
+8. Light read: value by value, the correlation over the sampled videos between the light the generator
+   drew (its own values) and the probes' reading; the renderer's true values against the probes' reading
+   of its heads beside it. A low r means the probes cannot see that value in the generator's frames.
 
 A generator without the face layer (no controls) gets 2, 4 and 5; the rest is reported not applicable.
 Prints Markdown tables, writes face_controls.json and the figures to --out.
@@ -52,6 +57,7 @@ from stylevid.metrics.leakage import ProbeReadout, Readout
 from stylevid.metrics.probes import PROBE_RESOLUTION, load_probes
 from stylevid.networks.face3d import DEPTH_SCALE, RendererLight
 from stylevid.training.value_prior import renderer_quantiles
+from stylevid.video import from_uint8
 
 YAWS = tuple(range(-40, 41, 10))  # degrees
 PITCHES = tuple(range(-20, 21, 10))
@@ -103,7 +109,7 @@ def renderer_sweep(videos: Sequence[synthetic.VideoFactors], name: str, values: 
 
 def _unit(frames: np.ndarray) -> torch.Tensor:
     """The renderer's uint8 frames [..., R, R, 3] as float [..., 3, R, R] in [-1, 1]."""
-    return torch.from_numpy(frames).movedim(-1, -3).float() / 127.5 - 1
+    return from_uint8(frames)
 
 
 def _factor_of(name: str) -> str:
@@ -247,7 +253,7 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
     generated = layers["frames"][:, 0].clamp(-1, 1)
     real, true_yaw = data_frames(data, videos)
     reference = renderer_videos(videos)
-    _, masks = zip(
+    rendered, masks = zip(
         *(synthetic.render_video(v, PROBE_RESOLUTION, return_mask=True) for v in reference), strict=True
     )
 
@@ -279,7 +285,16 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
 
     result.update(pose_readbacks(generator, probe.values, seeds, reference, out))
     result["relight"] = relight(generator, probe, readout, seeds, reference, out)
-    result["identity_lighting"] = identity_lighting(generator, probe.values, seeds, reference)
+    heads = _unit(np.stack([frames[0] for frames in rendered]))
+    result["identity_lighting"] = identity_lighting(generator, probe.values, seeds, reference, heads)
+    own = generator.light_values(codes, 1)
+    result["light_read"] = {
+        "generated": light_read({k: v[:, 0].numpy() for k, v in own.items()}, probe.values(generated)),
+        "renderer": light_read(
+            dict(zip(RendererLight.names, np.stack([v.lighting[0] for v in reference], 1), strict=True)),
+            probe.values(heads),
+        ),
+    }
     result["figures"] = [str(out / "pose_sweep.png"), str(out / "relight_sweep.png")]
     result["diagnostics"] = {
         "head_share": float(layers["canonical"]["head_alpha"].mean()),
@@ -371,10 +386,11 @@ def value_moves(read: Read, factor: str, base, moved, new) -> dict:
     return {name: float(m / n) for name, m, n in zip(names, *rms, strict=True)}
 
 
-def identity_lighting(generator, read: Read, seeds, reference) -> dict:
+def identity_lighting(generator, read: Read, seeds, reference, heads: torch.Tensor | None = None) -> dict:
     """Value by value, how far a new identity moves the probes' lighting reading relative to a whole new
     sample (video i with video i + 1's identity, against all of video i + 1), for the generator and for
-    the renderer's own heads (the floor): which of the light's values identity leaks into."""
+    the renderer's own heads (the floor): which of the light's values identity leaks into. `heads`: the
+    reference videos' first frames in [-1, 1] where the caller has rendered them already."""
     seeds = list(seeds)
     codes = generator.sample_seeds(seeds, frames=1)
     swapped = codes.with_factor("identity", generator.sample_seeds(seeds[1:] + seeds[:1], frames=1))
@@ -383,7 +399,7 @@ def identity_lighting(generator, read: Read, seeds, reference) -> dict:
     def first_frames(videos) -> torch.Tensor:
         return _unit(np.stack([synthetic.render_video(v, PROBE_RESOLUTION)[0] for v in videos]))
 
-    heads = first_frames(reference)
+    heads = first_frames(reference) if heads is None else heads
     heads_moved = first_frames(
         dataclasses.replace(v, identity=w.identity)
         for v, w in zip(reference, reference[1:] + reference[:1], strict=True)
@@ -393,6 +409,14 @@ def identity_lighting(generator, read: Read, seeds, reference) -> dict:
         "generated": value_moves(read, "lighting", base, moved, base.roll(-1, dims=0)),
         "renderer": value_moves(read, "lighting", heads, heads_moved, heads.roll(-1, dims=0)),
     }
+
+
+def light_read(values: dict[str, np.ndarray], readings: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Value by value, the Pearson correlation over videos between the light's own values (name -> [N], in
+    RendererLight's order) and the probes' lighting reading of the frames: whether the probes can read the
+    light a generator draws at all (on the renderer's heads, with its true values, they read every one)."""
+    reading = readings["lighting"].double().numpy()
+    return {name: float(np.corrcoef(values[name], reading[:, i])[0, 1]) for i, name in enumerate(values)}
 
 
 def pixel_change(frames: torch.Tensor) -> float:
@@ -484,6 +508,14 @@ def tables(result: dict) -> str:
     ]
     for key in ("generated", "renderer"):
         lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in leak[key].values()) + " |")
+    read = result["light_read"]
+    lines += [
+        "",
+        "| the probes read the light's own values (correlation r) | " + " | ".join(read["generated"]) + " |",
+        "|---|" + "---|" * len(read["generated"]),
+    ]
+    for key in ("generated", "renderer"):
+        lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in read[key].values()) + " |")
     changes = {key: result[f"{key}_readback"]["pixel_change"] for key in ("yaw", "pitch")}
     changes["azimuth"] = r["pixel_change"]
     lines += [

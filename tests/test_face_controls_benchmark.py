@@ -39,7 +39,9 @@ class RecordingGenerator(VideoGenerator):
 def generator() -> RecordingGenerator:
     torch.manual_seed(0)
     config = dataclasses.replace(tiny_config(32).generator, face3d=True, pivot=(0.0, 0.1, 0.0))
-    return RecordingGenerator(Generator(config))
+    recording = RecordingGenerator(Generator(config))
+    recording.truths = []  # each test that reads them empties them first; the others need them to exist
+    return recording
 
 
 def _truth_reader(generator, offset_degrees=0.0, sign=1.0):
@@ -175,3 +177,30 @@ def test_a_new_identity_moves_the_renderers_light_reading_little(generator):
     assert renderer["azimuth"] < 0.3 and renderer["elevation"] < 0.3, renderer
     assert all(0 < v < 0.8 for v in renderer.values()), renderer
     assert all(np.isfinite(v) and v >= 0 for v in leak["generated"].values())
+
+
+def test_light_read_is_the_correlation_of_each_value_with_its_reading():
+    rng = np.random.default_rng(0)
+    values = {name: rng.normal(size=400) for name in ("azimuth", "elevation", "intensity")}
+    exact = torch.from_numpy(
+        np.stack([3 * values["azimuth"] + 1, -values["elevation"], rng.normal(size=400)], 1)
+    )
+    r = face_controls.light_read(values, {"lighting": exact})
+    assert r["azimuth"] == pytest.approx(1.0) and r["elevation"] == pytest.approx(-1.0)
+    assert abs(r["intensity"]) < 0.15  # a reading that ignores the value
+    halves = torch.from_numpy(np.stack([values[k] + rng.normal(size=400) for k in values], 1))
+    for v in face_controls.light_read(values, {"lighting": halves}).values():
+        assert v == pytest.approx(2**-0.5, abs=0.08)  # equal signal and noise: r = 1 / sqrt(2)
+
+
+def test_the_probes_read_every_value_of_the_renderers_own_light():
+    reference = face_controls.renderer_videos(64)
+    heads = face_controls._unit(
+        np.stack(
+            [face_controls.synthetic.render_video(v, face_controls.PROBE_RESOLUTION)[0] for v in reference]
+        )
+    )
+    truth = np.stack([v.lighting[0] for v in reference], 1)
+    names = face_controls.RendererLight.names
+    r = face_controls.light_read(dict(zip(names, truth, strict=True)), load_probes().values(heads))
+    assert min(r.values()) > 0.8, r
