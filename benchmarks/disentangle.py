@@ -69,6 +69,9 @@ VARIANTS = {
     "no_value_prior": _no_value_prior,
     "pose_marginal": _generator(pose_marginal=True),
     "no_centred_depth": _generator(centred_depth=False),
+    # The renderer's highlight on the skin and its neck and shoulders as the body's shape (both off in
+    # synth64: trained 30 kimg together they raised the leakage, docs/results.md).
+    "renderer_surfaces": _generator(specular=True, body_shape=True),
     # The value prior and the centred depth are the face layer's: the 2-D priors have no physical values
     # to hold and no depth.
     "old_priors": lambda cfg: _generator(face3d=False, shading=True, pose_warp=True, centred_depth=False)(

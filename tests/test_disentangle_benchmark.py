@@ -36,6 +36,7 @@ def _changes(a, b, prefix=""):
         ("no_value_prior", ["loss.value_prior"]),
         ("pose_marginal", ["model.generator.pose_marginal"]),
         ("no_centred_depth", ["model.generator.centred_depth"]),
+        ("renderer_surfaces", ["model.generator.body_shape", "model.generator.specular"]),
         ("no_template", ["model.generator.face_template"]),
         (
             "old_priors",
