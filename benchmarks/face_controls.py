@@ -412,11 +412,17 @@ def identity_lighting(generator, read: Read, seeds, reference, heads: torch.Tens
 
 
 def light_read(values: dict[str, np.ndarray], readings: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Value by value, the Pearson correlation over videos between the light's own values (name -> [N], in
-    RendererLight's order) and the probes' lighting reading of the frames: whether the probes can read the
-    light a generator draws at all (on the renderer's heads, with its true values, they read every one)."""
+    """Value by value, the Pearson correlation over videos between the light's own values (name -> [N]) and
+    the probes' lighting reading of the frames (columns in RendererLight's order): whether the probes can
+    read the light a generator draws at all (on the renderer's heads, with its true values, they read every
+    one). Values the probes do not read (a spherical-harmonics light's strength and extras) are left out."""
     reading = readings["lighting"].double().numpy()
-    return {name: float(np.corrcoef(values[name], reading[:, i])[0, 1]) for i, name in enumerate(values)}
+    names = RendererLight.names
+    return {
+        name: float(np.corrcoef(value, reading[:, names.index(name)])[0, 1])
+        for name, value in values.items()
+        if name in names
+    }
 
 
 def pixel_change(frames: torch.Tensor) -> float:

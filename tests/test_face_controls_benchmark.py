@@ -188,6 +188,11 @@ def test_light_read_is_the_correlation_of_each_value_with_its_reading():
     r = face_controls.light_read(values, {"lighting": exact})
     assert r["azimuth"] == pytest.approx(1.0) and r["elevation"] == pytest.approx(-1.0)
     assert abs(r["intensity"]) < 0.15  # a reading that ignores the value
+    # Columns in the renderer light's order, whatever the values' order; names it lacks are left out.
+    shuffled = {"intensity": values["intensity"], "strength": values["azimuth"], "azimuth": values["azimuth"]}
+    assert face_controls.light_read(shuffled, {"lighting": exact}) == pytest.approx(
+        {"intensity": r["intensity"], "azimuth": 1.0}
+    )
     halves = torch.from_numpy(np.stack([values[k] + rng.normal(size=400) for k in values], 1))
     for v in face_controls.light_read(values, {"lighting": halves}).values():
         assert v == pytest.approx(2**-0.5, abs=0.08)  # equal signal and noise: r = 1 / sqrt(2)

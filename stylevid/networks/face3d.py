@@ -55,8 +55,8 @@ WRAP = 0.15  # the renderer's wrap-around of the diffuse term, as through skin
 WARMTH_GAINS = (0.25, 0.03, -0.3)  # the renderer's RGB gain per unit of warmth
 SKY = (0.7, 0.3)  # the renderer's ambient: 0.7 + 0.3 * n_y (mostly from above)
 # The renderer's highlight (Blinn-Phong, shininess 16, scaled by the key light's intensity) on skin, with
-# its gloss; the body (mostly a matte shirt) has none. It adds light that no albedo can take back, so it
-# shows the key light's direction and strength apart from how bright a person's skin is.
+# its gloss; the body (mostly a matte shirt) has none. It adds light that no albedo can take back
+# (generator.specular; off in synth64: docs/results.md).
 SKIN_GLOSS = 0.06
 SHININESS = 16
 MARCH_STEPS = 16  # samples along each ray through the depth range
@@ -108,8 +108,8 @@ TEMPLATE_LOGITS = {
 }
 # The body's starting depth with `body_shape`: the renderer's neck and shoulders (two ellipsoids; the neck
 # of an average head's width) in half frame widths from the pivot: centre (y, z) and half-axes (x, y, z).
-# Without it the body was a flat sheet that any light lit alike, and G painted shoulders' shading into
-# its albedo, which the probes read as the light.
+# Without it (generator.body_shape; off in synth64: docs/results.md) the body is a flat sheet that every
+# light falls on alike, where the renderer's shoulders are shaded by it.
 NECK = ((-0.833, -0.08), (0.287, 0.633, 0.257))
 SHOULDERS = ((-1.32, -0.2), (1.333, 0.507, 0.413))
 CANONICAL_CHANNELS = 10  # head albedo 3, depth 1, silhouette 1; body albedo 3, depth 1, silhouette 1
@@ -251,6 +251,8 @@ class RendererLight(nn.Module):
 
         With gloss [B, 1, H, W] and unit directions to the camera view [1, 3, H, W], the renderer's
         highlight is added too."""
+        if (gloss is None) != (view is None):
+            raise ValueError("the highlight needs both gloss and the view directions (or neither)")
         az, el = torch.deg2rad(light["azimuth"]), torch.deg2rad(light["elevation"])
         direction = torch.stack([az.sin() * el.cos(), el.sin(), az.cos() * el.cos()], 1)[..., None, None]
         cos = (normal * direction).sum(1, keepdim=True)

@@ -695,6 +695,10 @@ def test_the_highlight_and_the_body_shape_are_face_layer_settings_of_the_rendere
         GeneratorConfig(face3d=True, light="sh", specular=True)
     with pytest.raises(ValueError, match="specular.*light='sh'"):
         FaceLayer(8, 16, light="sh", specular=True)
+    with pytest.raises(ValueError, match="both gloss and the view"):
+        RendererLight(4).shade(
+            torch.rand(1, 3, 2, 2), torch.rand(1, 3, 2, 2), {}, gloss=torch.rand(1, 1, 2, 2)
+        )
     # A layer with the highlight renders brighter where the light glints, never darker.
     torch.manual_seed(0)
     layers = torch.randn(2, CANONICAL_CHANNELS, 32, 32)
