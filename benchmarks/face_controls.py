@@ -42,7 +42,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,13 +103,13 @@ def renderer_sweep(videos: Sequence[synthetic.VideoFactors], name: str, values: 
         for key, value in hold.items():
             rows[:, columns.index(key)] = _renderer_units(key, value)
         rows[:, columns.index(name)] = [_renderer_units(name, v) for v in values]
-        out.append(_unit(synthetic.render_video(steps, PROBE_RESOLUTION)))
+        out.append(from_uint8(synthetic.render_video(steps, PROBE_RESOLUTION)))
     return torch.stack(out, dim=1)
 
 
-def _unit(frames: np.ndarray) -> torch.Tensor:
-    """The renderer's uint8 frames [..., R, R, 3] as float [..., 3, R, R] in [-1, 1]."""
-    return from_uint8(frames)
+def renderer_first_frames(videos: Iterable[synthetic.VideoFactors]) -> torch.Tensor:
+    """The renderer's first frame of each video, [N, 3, R, R] in [-1, 1] at the probes' resolution."""
+    return from_uint8(np.stack([synthetic.render_video(v, PROBE_RESOLUTION)[0] for v in videos]))
 
 
 def _factor_of(name: str) -> str:
@@ -285,7 +285,7 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
 
     result.update(pose_readbacks(generator, probe.values, seeds, reference, out))
     result["relight"] = relight(generator, probe, readout, seeds, reference, out)
-    heads = _unit(np.stack([frames[0] for frames in rendered]))
+    heads = from_uint8(np.stack([frames[0] for frames in rendered]))
     result["identity_lighting"] = identity_lighting(generator, probe.values, seeds, reference, heads)
     own = generator.light_values(codes, 1)
     result["light_read"] = {
@@ -395,12 +395,8 @@ def identity_lighting(generator, read: Read, seeds, reference, heads: torch.Tens
     codes = generator.sample_seeds(seeds, frames=1)
     swapped = codes.with_factor("identity", generator.sample_seeds(seeds[1:] + seeds[:1], frames=1))
     base, moved = (generator.render(c, 1)[:, 0].clamp(-1, 1) for c in (codes, swapped))
-
-    def first_frames(videos) -> torch.Tensor:
-        return _unit(np.stack([synthetic.render_video(v, PROBE_RESOLUTION)[0] for v in videos]))
-
-    heads = first_frames(reference) if heads is None else heads
-    heads_moved = first_frames(
+    heads = renderer_first_frames(reference) if heads is None else heads
+    heads_moved = renderer_first_frames(
         dataclasses.replace(v, identity=w.identity)
         for v, w in zip(reference, reference[1:] + reference[:1], strict=True)
     )

@@ -168,8 +168,8 @@ def test_value_moves_is_each_values_move_over_a_new_samples():
 
 def test_a_new_identity_moves_the_renderers_light_reading_little(generator):
     probe = load_probes()
-    heads = face_controls.renderer_videos(6)
-    leak = face_controls.identity_lighting(generator, probe.values, range(6), heads)
+    reference = face_controls.renderer_videos(6)
+    leak = face_controls.identity_lighting(generator, probe.values, range(6), reference)
     assert set(leak) == {"generated", "renderer"}
     renderer = leak["renderer"]
     # The renderer draws a person's face under a light that person cannot change: the light's direction
@@ -200,11 +200,7 @@ def test_light_read_is_the_correlation_of_each_value_with_its_reading():
 
 def test_the_probes_read_every_value_of_the_renderers_own_light():
     reference = face_controls.renderer_videos(64)
-    heads = face_controls._unit(
-        np.stack(
-            [face_controls.synthetic.render_video(v, face_controls.PROBE_RESOLUTION)[0] for v in reference]
-        )
-    )
+    heads = face_controls.renderer_first_frames(reference)
     truth = np.stack([v.lighting[0] for v in reference], 1)
     names = face_controls.RendererLight.names
     r = face_controls.light_read(dict(zip(names, truth, strict=True)), load_probes().values(heads))
