@@ -27,7 +27,7 @@ def open_frames(data, config: EncoderTrainConfig, resolution: int):
 
 
 def run_encoder_training(
-    network: str = DEFAULT_NETWORK,
+    network: str | None = None,
     data: str | Path | None = None,
     out: str | Path = "runs",
     resume: str | Path | None = None,
@@ -37,15 +37,20 @@ def run_encoder_training(
     config: EncoderTrainConfig | None = None,
     seconds: float | None = None,
 ) -> Path:
-    """Train an encoder for `network` (on its samples, and on `data`'s frames if given); the run folder."""
+    """Train an encoder for `network` (on its samples, and on `data`'s frames if given); the run folder.
+
+    With `resume`, network and data default to the run's own (its run.json)."""
     import stylevid  # noqa: PLC0415
 
+    recorded = {}
+    if resume is not None:
+        run_dir = Path(resume)
+        tidy_run_folder(run_dir, progress="")
+        recorded = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    network = network or recorded.get("network") or DEFAULT_NETWORK
     generator = stylevid.load(network, device=device)
     resolution = generator.resolution
     if resume is not None:
-        run_dir = Path(resume)
-        tidy_run_folder(run_dir)
-        recorded = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
         data = data if data is not None else recorded.get("data")
         latest = read_latest(run_dir, progress="")
         saved = EncoderTrainConfig.from_dict(
@@ -80,7 +85,7 @@ def _train_encoder(args: argparse.Namespace) -> int:
         raise UsageError("stylevid train-encoder needs --network (a checkpoint or builtin:synth64)")
     seconds = None if args.minutes is None else args.minutes * 60
     run_encoder_training(
-        args.network or DEFAULT_NETWORK,
+        args.network,
         args.data,
         args.out,
         args.resume,

@@ -69,33 +69,39 @@ def _check_fields(
 _ADVICE = "the file was not written by stylevid or was edited: restore it, or start a new run"
 
 
-# The run's own files: only their staged writes (stylevid.atomic.temp_path) are ever removed.
+# The run's own files: only their staged writes (stylevid.atomic.temp_path) are ever removed. A generator's
+# snapshots are named by the clips seen (snapshot-NIMG), an encoder's by its step (encoder-STEP).
 _RUN_FILE = re.compile(
     r"latest\.json|stats\.jsonl|snapshot-\d{9}(?:-state\.safetensors|\.safetensors|-samples\.mp4)"
+    r"|encoder-\d{7}(?:-state)?\.safetensors"
 )
-_WEIGHTS = re.compile(r"snapshot-(\d{9})\.safetensors")
+_WEIGHTS = {
+    "kimg": re.compile(r"snapshot-(\d{9})\.safetensors"),
+    "": re.compile(r"encoder-(\d{7})\.safetensors"),
+}
 
 
-def tidy_run_folder(run_dir: str | Path) -> list[Path]:
+def tidy_run_folder(run_dir: str | Path, progress: str = "kimg") -> list[Path]:
     """Remove what killed snapshots left in a run folder; returns the files removed.
 
     Those are the temp files of the run's own files, and weights newer than latest.json without their
-    -state file (a snapshot cut short, e.g. by a full disk). Other files, the user's, stay.
+    -state file (a snapshot cut short, e.g. by a full disk). Other files, the user's, stay. progress:
+    as read_latest's, 'kimg' for a generator's run folder, '' for an encoder's.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    latest = read_latest(run_dir) if (run_dir / LATEST).exists() else {}
+    latest = read_latest(run_dir, progress) if (run_dir / LATEST).exists() else {}
     named = {latest.get("snapshot"), latest.get("state")}
-    newest = round(latest.get("kimg", -1) * 1000)
+    newest = round(latest.get("kimg", -1) * 1000) if progress else latest.get("step", -1)
     removed = []
     for path in sorted(run_dir.iterdir()):
-        weights = _WEIGHTS.fullmatch(path.name)
+        weights = _WEIGHTS[progress].fullmatch(path.name)
         incomplete = (
             weights is not None
             and path.name not in named
             and int(weights[1]) > newest
-            and not (run_dir / f"snapshot-{weights[1]}-state.safetensors").exists()
+            and not path.with_name(path.name.replace(".safetensors", "-state.safetensors")).exists()
         )
         staged = staged_target(path.name)
         left_behind = staged is not None and _RUN_FILE.fullmatch(staged) is not None

@@ -11,7 +11,9 @@ from stylevid.encoder import load_encoder
 from stylevid.metrics.inversion import sample_inversion
 from stylevid.networks import Generator
 from stylevid.training.encoder_config import EncoderTrainConfig
+from stylevid.training.encoder_run import run_encoder_training
 from stylevid.training.encoder_trainer import EncoderTrainer
+from stylevid.training.run_folder import tidy_run_folder
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +95,42 @@ def test_a_resume_with_another_generator_is_refused(tmp_path, tiny_generator, co
     other = VideoGenerator(Generator(config.generator), config)
     with pytest.raises(ValueError, match="another generator"):
         EncoderTrainer.resume(tmp_path / "run", other, steps=10)
+
+
+def test_train_encoder_resume_continues_the_run_on_its_own_network(tmp_path, tiny_generator, capsys):
+    """`stylevid train-encoder --resume RUN --steps N`, the command a user runs: it once refused every
+    encoder run folder (its tidy-up read latest.json as a generator run's and asked for 'kimg')."""
+    from stylevid import cli
+
+    network = tiny_generator.save(tmp_path / "tiny.safetensors")
+    cfg = _config(tiny_generator, 10)
+    straight = EncoderTrainer(cfg, tiny_generator, tmp_path / "straight")
+    straight.train(progress=False)
+    halves = run_encoder_training(
+        str(network), out=tmp_path / "runs", steps=5, progress=False, config=_config(tiny_generator, 10)
+    )
+    # What a snapshot killed mid-write leaves behind: weights past latest.json without a -state file.
+    (halves / "encoder-0000009.safetensors").write_bytes(b"cut short")
+    # On the straight run's threads: sums over other thread counts may differ in the last bit.
+    threads = str(torch.get_num_threads())
+    assert (
+        cli.main(["train-encoder", "--resume", str(halves), "--steps", "10", "--threads", threads, "--quiet"])
+        == 0
+    )
+    assert json.loads((halves / "latest.json").read_text())["step"] == 10
+    assert not (halves / "encoder-0000009.safetensors").exists()
+    resumed = load_encoder(halves / "encoder-0000010.safetensors")
+    for key, value in straight.encoder.state_dict().items():
+        torch.testing.assert_close(resumed.encoder.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_tidying_an_encoder_run_folder_keeps_its_snapshots_and_the_users_files(tmp_path, tiny_generator):
+    run = tmp_path / "run"
+    EncoderTrainer(_config(tiny_generator, 5), tiny_generator, run).train(progress=False)
+    kept = sorted(p.name for p in run.iterdir())
+    (run / "notes.safetensors").write_bytes(b"the user's")
+    (run / "encoder-0000099-state.safetensors").write_bytes(b"a state without weights: kept")
+    (run / "encoder-0000042.safetensors").write_bytes(b"weights past latest.json, no state")
+    removed = tidy_run_folder(run, progress="")
+    assert [p.name for p in removed] == ["encoder-0000042.safetensors"]
+    assert set(kept) < {p.name for p in run.iterdir()}
