@@ -30,6 +30,10 @@ frame each (frame 0). Measured:
 8. Light read: value by value, the correlation over the sampled videos between the light the generator
    drew (its own values) and the probes' reading; the renderer's true values against the probes' reading
    of its heads beside it. A low r means the probes cannot see that value in the generator's frames.
+9. Light sweeps: for each of the renderer light's other values (LIGHT_SWEEPS, across the data's range),
+   `with_light(value=v)` with the rest the code's own, and the same setting on the renderer's heads; the
+   slope of the probes' reading against v for each, and their ratio: how much of a set change the probes
+   see in the generator's frames, relative to the renderer's (1: as much).
 
 A generator without the face layer (no controls) gets 2, 4 and 5; the rest is reported not applicable.
 Prints Markdown tables, writes face_controls.json and the figures to --out.
@@ -62,6 +66,13 @@ from stylevid.video import from_uint8
 YAWS = tuple(range(-40, 41, 10))  # degrees
 PITCHES = tuple(range(-20, 21, 10))
 AZIMUTHS = tuple(range(-60, 61, 20))
+# Three settings of each other light value, across the data's range (factors.MOTION; degrees).
+LIGHT_SWEEPS = {
+    "elevation": (-10.0, 20.0, 50.0),
+    "intensity": (0.7, 1.05, 1.4),
+    "ambient": (0.15, 0.3, 0.45),
+    "warmth": (-0.8, 0.0, 0.8),
+}
 ANGLES = ("yaw", "pitch", "roll", "azimuth", "elevation")  # degrees in the controls, radians in the renderer
 SOFT = (0.1, 0.9)  # alpha strictly between these is a blend of face and backdrop
 FIGURE_ROWS = 4
@@ -295,6 +306,7 @@ def measure(generator: VideoGenerator, data: Path, videos: int, out: Path) -> di
             probe.values(heads),
         ),
     }
+    result["light_sweeps"] = light_sweeps(generator, probe.values, seeds, reference)
     result["figures"] = [str(out / "pose_sweep.png"), str(out / "relight_sweep.png")]
     result["diagnostics"] = {
         "head_share": float(layers["canonical"]["head_alpha"].mean()),
@@ -421,6 +433,22 @@ def light_read(values: dict[str, np.ndarray], readings: dict[str, torch.Tensor])
     }
 
 
+def light_sweeps(generator, read: Read, seeds, reference) -> dict:
+    """Per value of LIGHT_SWEEPS the generator's controls have: the probes' read-back of the set value on
+    the generator's frames and on the renderer's heads, and the ratio of their slopes."""
+    out = {}
+    for name, values in LIGHT_SWEEPS.items():
+        if name not in generator.controls:
+            continue
+        sweeps = {
+            "generated": generator_sweep(generator, seeds, name, values, {}),
+            "renderer": renderer_sweep(reference, name, values, {}),
+        }
+        out[name] = {key: readback(values, read_setting(read, x, name)) for key, x in sweeps.items()}
+        out[name]["slope_ratio"] = out[name]["generated"]["slope"] / out[name]["renderer"]["slope"]
+    return out
+
+
 def pixel_change(frames: torch.Tensor) -> float:
     """Mean absolute difference (in [-1, 1] units) between the first and last setting of sweep frames
     [S, N, 3, R, R]: whether the control moves pixels at all, whatever the probes read."""
@@ -518,6 +546,15 @@ def tables(result: dict) -> str:
     ]
     for key in ("generated", "renderer"):
         lines.append(f"| {key} | " + " | ".join(f"{v:.2f}" for v in read[key].values()) + " |")
+    sweeps = result["light_sweeps"]
+    lines += [
+        "",
+        "| with_light(value=v): the probes' slope | " + " | ".join(sweeps) + " |",
+        "|---|" + "---|" * len(sweeps),
+    ]
+    for key in ("generated", "renderer"):
+        lines.append(f"| {key} | " + " | ".join(f"{v[key]['slope']:.2f}" for v in sweeps.values()) + " |")
+    lines.append("| ratio | " + " | ".join(f"**{v['slope_ratio']:.2f}**" for v in sweeps.values()) + " |")
     changes = {key: result[f"{key}_readback"]["pixel_change"] for key in ("yaw", "pitch")}
     changes["azimuth"] = r["pixel_change"]
     lines += [
