@@ -7,6 +7,7 @@ import torch
 from tiny import tiny_config, tiny_encoder_config
 
 from stylevid.api import VideoGenerator
+from stylevid.atomic import temp_path
 from stylevid.encoder import load_encoder
 from stylevid.metrics.inversion import sample_inversion
 from stylevid.networks import Generator
@@ -97,14 +98,13 @@ def test_a_resume_with_another_generator_is_refused(tmp_path, tiny_generator, co
         EncoderTrainer.resume(tmp_path / "run", other, steps=10)
 
 
-def test_train_encoder_resume_continues_the_run_on_its_own_network(tmp_path, tiny_generator, capsys):
+def test_train_encoder_resume_continues_the_run_on_its_own_network(tmp_path, tiny_generator):
     """`stylevid train-encoder --resume RUN --steps N`, the command a user runs: it once refused every
     encoder run folder (its tidy-up read latest.json as a generator run's and asked for 'kimg')."""
     from stylevid import cli
 
     network = tiny_generator.save(tmp_path / "tiny.safetensors")
-    cfg = _config(tiny_generator, 10)
-    straight = EncoderTrainer(cfg, tiny_generator, tmp_path / "straight")
+    straight = EncoderTrainer(_config(tiny_generator, 10), tiny_generator, tmp_path / "straight")
     straight.train(progress=False)
     halves = run_encoder_training(
         str(network), out=tmp_path / "runs", steps=5, progress=False, config=_config(tiny_generator, 10)
@@ -131,6 +131,8 @@ def test_tidying_an_encoder_run_folder_keeps_its_snapshots_and_the_users_files(t
     (run / "notes.safetensors").write_bytes(b"the user's")
     (run / "encoder-0000099-state.safetensors").write_bytes(b"a state without weights: kept")
     (run / "encoder-0000042.safetensors").write_bytes(b"weights past latest.json, no state")
+    staged = temp_path(run / "encoder-0000042-state.safetensors")  # a write a kill cut short
+    staged.write_bytes(b"half a state")
     removed = tidy_run_folder(run, progress="")
-    assert [p.name for p in removed] == ["encoder-0000042.safetensors"]
+    assert sorted(p.name for p in removed) == sorted([staged.name, "encoder-0000042.safetensors"])
     assert set(kept) < {p.name for p in run.iterdir()}
