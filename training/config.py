@@ -17,6 +17,9 @@ class LossWeights:
     # The face layer's pose and light values held to the data's distribution of them
     # (training/value_prior.py; the synthetic renderer's light only)
     value_prior: float = 0.0
+    # Each generated frame's pose and light, as the synthetic teacher reads them, held to the face layer's
+    # own values (training/imitate.py; the renderer's light and the synthetic teacher only)
+    imitate: float = 0.0
 
 
 # The weights of the factor head learned alongside G (InfoGAN's Q) that earlier versions trained:
@@ -119,8 +122,9 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
         if self.loss.r1_gamma < 0:
             raise ValueError(f"r1_gamma={self.loss.r1_gamma} must be >= 0 (0 switches R1 off)")
-        if not self.loss.value_prior >= 0:
-            raise ValueError(f"loss.value_prior={self.loss.value_prior} must be >= 0 (0 switches it off)")
+        for name in ("value_prior", "imitate"):
+            if not getattr(self.loss, name) >= 0:
+                raise ValueError(f"loss.{name}={getattr(self.loss, name)} must be >= 0 (0 switches it off)")
         generator = self.model.generator
         if self.loss.value_prior and not (generator.face3d and generator.light == "renderer"):
             raise ValueError(

@@ -27,6 +27,7 @@ from stylevid.training import losses, pairs
 from stylevid.training.augment import AdaptiveProbability, augment_clips
 from stylevid.training.config import TrainConfig
 from stylevid.training.distributed import ProcessGroup
+from stylevid.training.imitate import Imitation
 from stylevid.training.loader import EpochItems, StepBatches
 from stylevid.training.optim_state import optimizer_from_tensors, optimizer_to_tensors
 from stylevid.training.run_folder import LATEST, STATS, keep_ticks_up_to, read_latest
@@ -105,6 +106,16 @@ class Trainer:
             teacher = load_teacher(config.disentangle.teacher, "cpu")
             self.spread = teacher_spread(teacher, _spread_frames(dataset))
             self.teacher = teacher.to(device)
+        self.imitation = None
+        if config.loss.imitate > 0:
+            if self.teacher is None:
+                raise ValueError(
+                    "loss.imitate reads frames with the pair terms' teacher, and this run has none"
+                    f" (disentangle.teacher={config.disentangle.teacher!r}): set loss.imitate to 0"
+                )
+            if not config.model.generator.face3d:
+                raise ValueError("loss.imitate needs the face layer (generator.face3d): set it to 0")
+            self.imitation = Imitation(self.teacher, light)
         # On CUDA, Adam's fused kernel: one launch per optimiser step instead of several per tensor
         # (the per-tensor launches dominate a small model's step). Its state is the plain Adam's,
         # so snapshots resume on either device.
@@ -233,6 +244,8 @@ class Trainer:
         loss = per_clip.sum() / cfg.batch
         if self.value_prior is not None:
             loss = loss + self._value_prior_term(rng)
+        if self.imitation is not None:
+            loss = loss + self._imitation_term(frames, codes, t)
         return loss if changed is None else loss + self._pair_terms(frames, changed, ramp)
 
     def _value_prior_term(self, rng: np.random.Generator) -> torch.Tensor:
@@ -246,6 +259,15 @@ class Trainer:
             distance = self.value_prior(self.G.physical_values(codes, t))
         self.means["loss/value_prior"].append(distance.detach())
         return self.cfg.loss.value_prior * distance / self.process.world
+
+    def _imitation_term(self, frames: torch.Tensor, codes: Codes, t: torch.Tensor) -> torch.Tensor:
+        """Each frame's teacher reading against the pose and light the face layer drew in it (loss share)."""
+        with full_precision(self.process.device):
+            values = self.G.physical_values(codes, t)  # name -> [b, K]
+        per_frame = self.imitation(frames.flatten(0, 1), {k: v.reshape(-1) for k, v in values.items()})
+        per_clip = per_frame.reshape(frames.shape[:2]).mean(1)
+        self._record("loss/imitate", per_clip)
+        return self.cfg.loss.imitate * per_clip.sum() / self.cfg.batch
 
     def _pair_terms(self, frames: torch.Tensor, changed: list[str], ramp: float) -> torch.Tensor:
         """The teacher terms of this process's pairs (frames [b, K, ...] interleaved), as a loss share."""
