@@ -1,5 +1,7 @@
 """Tiny models and data for tests: the architecture of the presets at a size that runs in milliseconds."""
 
+import dataclasses
+
 import torch
 
 from stylevid.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
@@ -86,4 +88,15 @@ def tiny_encoder_config(generator, iterations: int = 2):
         channel_max=32,
         token_dim=64,
         iterations=iterations,
+    )
+
+
+def tiny_face_training(disentangle: Disentangle, **loss) -> TrainConfig:
+    """tiny_training with the face layer and the renderer's light, the given pair terms and loss weights."""
+    model = tiny_config()
+    generator = dataclasses.replace(model.generator, face3d=True, light="renderer", pivot=(0.0, 0.1, 0.0))
+    return tiny_training(
+        model=dataclasses.replace(model, generator=generator),
+        loss=LossWeights(r1_gamma=1.0, **loss),
+        disentangle=disentangle,
     )

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny import ClipsInMemory, tiny_config, tiny_training
+from tiny import ClipsInMemory, tiny_face_training
 
 from stylevid.data import synthetic
 from stylevid.metrics.probes import FACTORS, OUTPUTS, SIZES
-from stylevid.training.config import Disentangle, LossWeights
+from stylevid.training.config import Disentangle
 from stylevid.training.imitate import Imitation
 from stylevid.training.teachers import SyntheticTeacher
 from stylevid.training.trainer import Trainer
@@ -91,13 +91,7 @@ def test_on_the_renderers_heads_the_true_values_fit_and_shuffled_ones_do_not():
 
 
 def _face_training(**loss):
-    model = tiny_config()
-    generator = dataclasses.replace(model.generator, face3d=True, light="renderer", pivot=(0.0, 0.1, 0.0))
-    return tiny_training(
-        model=dataclasses.replace(model, generator=generator),
-        loss=LossWeights(r1_gamma=1.0, **loss),
-        disentangle=Disentangle(start_kimg=0.0, ramp_kimg=0.0),
-    )
+    return tiny_face_training(Disentangle(start_kimg=0.0, ramp_kimg=0.0), **loss)
 
 
 def test_training_logs_the_term_and_it_reaches_the_generator(tmp_path):

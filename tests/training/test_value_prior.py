@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from tiny import ClipsInMemory, tiny_config, tiny_training
+from tiny import ClipsInMemory, tiny_face_training
 
 from stylevid.data.synthetic.factors import MOTION
 from stylevid.training.config import Disentangle, LossWeights
@@ -57,13 +57,7 @@ def test_renderer_quantiles_are_the_renderers_family():
 
 
 def _face_training(**loss):
-    model = tiny_config()
-    generator = dataclasses.replace(model.generator, face3d=True, light="renderer", pivot=(0.0, 0.1, 0.0))
-    return tiny_training(
-        model=dataclasses.replace(model, generator=generator),
-        loss=LossWeights(r1_gamma=1.0, **loss),
-        disentangle=Disentangle(teacher="none"),
-    )
+    return tiny_face_training(Disentangle(teacher="none"), **loss)
 
 
 def test_only_the_renderers_light_has_a_prior():
