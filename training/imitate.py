@@ -35,9 +35,7 @@ class Imitation:
                 f" {getattr(teacher, 'kind', None)!r} and light {light!r}: set loss.imitate to 0"
             )
         self.probe = teacher.probe
-        offsets = dict(
-            zip(FACTORS, [sum(list(SIZES.values())[:i]) for i in range(len(FACTORS))], strict=True)
-        )
+        offsets = {f: sum(SIZES[g] for g in FACTORS[:i]) for i, f in enumerate(FACTORS)}
         # name -> (factor, column within the factor, index into the probe's mean and std)
         self.columns = {
             name: (factor, i, offsets[factor] + i)

@@ -245,7 +245,7 @@ class Trainer:
         if self.value_prior is not None:
             loss = loss + self._value_prior_term(rng)
         if self.imitation is not None:
-            loss = loss + self._imitation_term(frames, codes, t)
+            loss = loss + self._imitation_term(frames, parts["values"])
         return loss if changed is None else loss + self._pair_terms(frames, changed, ramp)
 
     def _value_prior_term(self, rng: np.random.Generator) -> torch.Tensor:
@@ -260,10 +260,9 @@ class Trainer:
         self.means["loss/value_prior"].append(distance.detach())
         return self.cfg.loss.value_prior * distance / self.process.world
 
-    def _imitation_term(self, frames: torch.Tensor, codes: Codes, t: torch.Tensor) -> torch.Tensor:
-        """Each frame's teacher reading against the pose and light the face layer drew in it (loss share)."""
-        with full_precision(self.process.device):
-            values = self.G.physical_values(codes, t)  # name -> [b, K]
+    def _imitation_term(self, frames: torch.Tensor, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each frame's teacher reading against the pose and light the face layer drew in it (loss share);
+        values: the face layer's, name -> [b, K], as the generator's forward returned them."""
         per_frame = self.imitation(frames.flatten(0, 1), {k: v.reshape(-1) for k, v in values.items()})
         per_clip = per_frame.reshape(frames.shape[:2]).mean(1)
         self._record("loss/imitate", per_clip)

@@ -98,8 +98,8 @@ def test_training_logs_the_term_and_it_reaches_the_generator(tmp_path):
     trainer = Trainer(_face_training(imitate=1.0), ClipsInMemory(), tmp_path / "run")
     codes, t = trainer._sample_fake(np.random.default_rng(0))
     codes = codes[trainer.process.rows(trainer.cfg.batch)]
-    frames = trainer.G(codes, t)
-    trainer._imitation_term(frames, codes, t).backward()
+    frames, parts = trainer.G(codes, t, layers=True)
+    trainer._imitation_term(frames, parts["values"]).backward()
     grads = [p.grad for n, p in trainer.G.named_parameters() if "synthesis" in n]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)  # the frames are what it trains
     trainer.step()
