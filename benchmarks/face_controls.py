@@ -59,7 +59,7 @@ from stylevid.data.dataset import VideoClipDataset
 from stylevid.metrics.faces_found import FACE_SIDE, face_share
 from stylevid.metrics.leakage import ProbeReadout, Readout
 from stylevid.metrics.probes import PROBE_RESOLUTION, load_probes
-from stylevid.networks.face3d import DEPTH_SCALE, RendererLight
+from stylevid.networks.face3d import ANGLE_NAMES, DEPTH_SCALE, RendererLight
 from stylevid.training.value_prior import renderer_quantiles
 from stylevid.video import from_uint8
 
@@ -73,7 +73,6 @@ LIGHT_SWEEPS = {
     "ambient": (0.15, 0.3, 0.45),
     "warmth": (-0.8, 0.0, 0.8),
 }
-ANGLES = ("yaw", "pitch", "roll", "azimuth", "elevation")  # degrees in the controls, radians in the renderer
 SOFT = (0.1, 0.9)  # alpha strictly between these is a blend of face and backdrop
 FIGURE_ROWS = 4
 RENDERER_SEED = 22  # the renderer's reference heads: seeds (RENDERER_SEED, i), not the dataset's
@@ -100,7 +99,7 @@ def generator_sweep(
 
 def renderer_sweep(videos: Sequence[synthetic.VideoFactors], name: str, values: Sequence[float], hold: dict):
     """The renderer's frames [S, N, 3, R, R] in [-1, 1] of each video's frame 0 with `name` set to each
-    value (degrees for ANGLES) and `hold` also set; identity, background and the rest as the video's."""
+    value (degrees for ANGLE_NAMES) and `hold` also set; identity, background and the rest as the video's."""
     factor = _factor_of(name)
     columns = synthetic.FACTOR_NAMES[factor]
     out = []
@@ -129,7 +128,7 @@ def _factor_of(name: str) -> str:
 
 
 def _renderer_units(name: str, value: float) -> float:
-    return math.radians(value) if name in ANGLES else float(value)
+    return math.radians(value) if name in ANGLE_NAMES else float(value)
 
 
 def renderer_videos(count: int, seed: int = RENDERER_SEED) -> list[synthetic.VideoFactors]:
@@ -138,12 +137,12 @@ def renderer_videos(count: int, seed: int = RENDERER_SEED) -> list[synthetic.Vid
 
 
 def read_setting(read: Read, frames: torch.Tensor, name: str) -> np.ndarray:
-    """The probes' reading [S, N] of control `name` (degrees for ANGLES) in sweep frames [S, N, 3, R, R]."""
+    """The probes' reading [S, N] of control `name` (degrees for ANGLE_NAMES) in sweep frames [S, N, 3, R, R]."""
     factor = _factor_of(name)
     column = synthetic.FACTOR_NAMES[factor].index(name)
     with torch.no_grad():
         values = read(frames.flatten(0, 1))[factor][:, column].double().numpy()
-    values = np.degrees(values) if name in ANGLES else values
+    values = np.degrees(values) if name in ANGLE_NAMES else values
     return values.reshape(frames.shape[:2])
 
 

@@ -19,9 +19,9 @@ import torch
 
 from stylevid.data.synthetic.factors import FACTOR_NAMES
 from stylevid.metrics.probes import FACTORS, SIZES
+from stylevid.networks.face3d import ANGLE_NAMES
 
 IMITATED = ("pose", "lighting")
-_ANGLES = ("yaw", "pitch", "roll", "azimuth", "elevation")  # degrees in the face layer, radians in the probe
 
 
 class Imitation:
@@ -53,7 +53,7 @@ class Imitation:
             if name not in values:
                 continue
             own = values[name].detach().float().reshape(-1)
-            own = own * (math.pi / 180) if name in _ANGLES else own
+            own = own * (math.pi / 180) if name in ANGLE_NAMES else own
             target = (own - self.probe.mean[index]) / self.probe.std[index]
             terms.append((reading[factor][:, column].float() - target).square())
         if not terms:

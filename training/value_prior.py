@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from stylevid.data.synthetic.factors import FACTOR_NAMES, MOTION, sample_factors
+from stylevid.networks.face3d import ANGLE_NAMES
 
-# The renderer's angles are radians, the face layer's degrees.
-_ANGLES = ("yaw", "pitch", "roll", "azimuth", "elevation")
 QUANTILES = 1024  # of the data's distribution; the batch of codes the term draws has this many values
 PRIOR_VIDEOS = 64  # the term's batch: this many videos of the generator's ...
 PRIOR_TIMES = 16  # ... at this many random times each
@@ -51,7 +50,7 @@ def renderer_quantiles(count: int = QUANTILES, videos: int = 4096, seed: int = 0
     for kind, names in (("pose", FACTOR_NAMES["pose"]), ("lighting", FACTOR_NAMES["lighting"])):
         table = np.concatenate(rows[kind]).astype(np.float64)
         for i, name in enumerate(names):
-            values = np.degrees(table[:, i]) if name in _ANGLES else table[:, i]
+            values = np.degrees(table[:, i]) if name in ANGLE_NAMES else table[:, i]
             out[name] = torch.tensor(np.quantile(values, levels), dtype=torch.float32)
     return out
 
@@ -100,4 +99,4 @@ class ValuePrior:
 def data_range(name: str) -> tuple[float, float]:
     """The renderer's [low, high] of a value in the face layer's units (for messages and tests)."""
     low, high, _ = MOTION[name]
-    return (math.degrees(low), math.degrees(high)) if name in _ANGLES else (low, high)
+    return (math.degrees(low), math.degrees(high)) if name in ANGLE_NAMES else (low, high)
