@@ -137,7 +137,7 @@ def renderer_videos(count: int, seed: int = RENDERER_SEED) -> list[synthetic.Vid
 
 
 def read_setting(read: Read, frames: torch.Tensor, name: str) -> np.ndarray:
-    """The probes' reading [S, N] of control `name` (degrees for ANGLE_NAMES) in sweep frames [S, N, 3, R, R]."""
+    """The probes' reading [S, N] of control `name` (degrees if an angle) in sweep frames [S, N, 3, R, R]."""
     factor = _factor_of(name)
     column = synthetic.FACTOR_NAMES[factor].index(name)
     with torch.no_grad():

@@ -43,7 +43,7 @@ RENDERER_LIGHT_LIMITS = {
     "ambient": (0.1, 0.55),
     "warmth": (-1.2, 1.2),  # -1 bluish ... +1 orange
 }
-# The values that are angles: degrees in the face layer and its controls, radians in the renderer's factor tables.
+# The values that are angles: degrees in the face layer and its controls, radians in the renderer's tables.
 ANGLE_NAMES = (*POSE_NAMES, "azimuth", "elevation")
 # Real faces: second-order spherical harmonics with the constant term fixed to 1 (the light's total is
 # fixed: a brighter face is a brighter albedo), a dominant direction and its strength, the second-order
