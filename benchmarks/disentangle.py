@@ -52,8 +52,11 @@ def _generator(**changes):
     return change
 
 
-def _no_value_prior(cfg: TrainConfig) -> TrainConfig:
-    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, value_prior=0.0))
+def _loss(**changes):
+    def change(cfg: TrainConfig) -> TrainConfig:
+        return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, **changes))
+
+    return change
 
 
 VARIANTS = {
@@ -61,21 +64,23 @@ VARIANTS = {
     "no_keep": _without(keep=0.0),
     "no_move": _without(move=0.0),
     "no_contrast": _without(contrast=0.0),
-    "no_teacher": _without(teacher="none"),
+    # The imitation term reads frames with the teacher: without a teacher it is off too.
+    "no_teacher": lambda cfg: _without(teacher="none")(_loss(imitate=0.0)(cfg)),
     "no_symmetry": _generator(symmetric=False),
     "soft_alpha": _generator(binary_alpha=False),
     "one_dome": _generator(learned_depth=False),
     "no_template": _generator(face_template=False),
-    "no_value_prior": _no_value_prior,
+    "no_value_prior": _loss(value_prior=0.0),
+    "no_imitate": _loss(imitate=0.0),
     "pose_marginal": _generator(pose_marginal=True),
     "no_centred_depth": _generator(centred_depth=False),
     # The renderer's highlight on the skin and its neck and shoulders as the body's shape (both off in
     # synth64: trained 30 kimg together they raised the leakage, docs/results.md).
     "renderer_surfaces": _generator(specular=True, body_shape=True),
-    # The value prior and the centred depth are the face layer's: the 2-D priors have no physical values
-    # to hold and no depth.
+    # The value prior, the imitation and the centred depth are the face layer's: the 2-D priors have no
+    # physical values to hold or show, and no depth.
     "old_priors": lambda cfg: _generator(face3d=False, shading=True, pose_warp=True, centred_depth=False)(
-        _no_value_prior(cfg)
+        _loss(value_prior=0.0, imitate=0.0)(cfg)
     ),
 }
 

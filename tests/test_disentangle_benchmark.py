@@ -34,6 +34,8 @@ def _changes(a, b, prefix=""):
     [
         ("full", []),
         ("no_value_prior", ["loss.value_prior"]),
+        ("no_imitate", ["loss.imitate"]),
+        ("no_teacher", ["disentangle.teacher", "loss.imitate"]),
         ("pose_marginal", ["model.generator.pose_marginal"]),
         ("no_centred_depth", ["model.generator.centred_depth"]),
         ("renderer_surfaces", ["model.generator.body_shape", "model.generator.specular"]),
@@ -41,6 +43,7 @@ def _changes(a, b, prefix=""):
         (
             "old_priors",
             [
+                "loss.imitate",
                 "loss.value_prior",
                 "model.generator.centred_depth",
                 "model.generator.face3d",

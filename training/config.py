@@ -232,8 +232,10 @@ def _synth64() -> TrainConfig:
         tick_kimg=1.0,
         snapshot_ticks=5,
         # The light's energy and the head's turns spread as the renderer's: without it G dimmed the light
-        # to its bound and painted brightness into the albedo (training/value_prior.py).
-        loss=LossWeights(r1_gamma=1.0, value_prior=1.0),
+        # to its bound and painted brightness into the albedo (training/value_prior.py). Each frame shows
+        # the pose and light G says it drew: without it the probes could not see most of its light
+        # (training/imitate.py, docs/results.md).
+        loss=LossWeights(r1_gamma=1.0, value_prior=1.0, imitate=1.0),
         augment=AugmentConfig(enabled=False),
     )
 
