@@ -70,7 +70,7 @@ teachers: $(VENV)/.installed
 	$(PY) -m stylevid train-probes --seed 1 --widths 32,64,96,128 --out training/teachers/synthetic64.safetensors
 
 # Retrain the built-in model builtin:synth64 (stylevid/builtin/): the synth64 recipe for 30 kimg on the demo's
-# data (about 60 minutes on 2 cores), then judged and written into the package.
+# data (about 75 minutes on 2 cores), then judged and written into the package.
 builtin: $(VENV)/.installed
 	$(PY) -m stylevid synth --out demo/synthetic-64.zip --videos 192 --frames 32 --resolution 64
 	rm -rf build/builtin && $(PY) -m stylevid train --data demo/synthetic-64.zip --preset synth64 --kimg 30 --out build/builtin
