@@ -132,6 +132,20 @@ class TrainConfig:
                 " renderer's distribution: it needs generator.face3d with generator.light='renderer'"
                 f" (this generator: face3d={generator.face3d}, light={generator.light!r}); set it to 0"
             )
+        pairs = self.disentangle
+        if self.loss.imitate and not (
+            generator.face3d
+            and generator.light == "renderer"
+            and pairs.teacher == "synthetic"
+            and pairs.active
+        ):
+            raise ValueError(
+                f"loss.imitate={self.loss.imitate} reads each frame's pose and light with the pair terms'"
+                " synthetic teacher against the face layer's values: it needs generator.face3d with"
+                " generator.light='renderer' and disentangle.teacher='synthetic' with a pair term on (this"
+                f" run: face3d={generator.face3d}, light={generator.light!r}, teacher={pairs.teacher!r},"
+                f" pair terms {'on' if pairs.active else 'off'}); set it to 0"
+            )
         if generator.pose_marginal and generator.light != "renderer":
             raise ValueError(
                 "generator.pose_marginal maps the pose through the data's quantile function, known only for"

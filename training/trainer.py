@@ -106,16 +106,8 @@ class Trainer:
             teacher = load_teacher(config.disentangle.teacher, "cpu")
             self.spread = teacher_spread(teacher, _spread_frames(dataset))
             self.teacher = teacher.to(device)
-        self.imitation = None
-        if config.loss.imitate > 0:
-            if self.teacher is None:
-                raise ValueError(
-                    "loss.imitate reads frames with the pair terms' teacher, and this run has none"
-                    f" (disentangle.teacher={config.disentangle.teacher!r}): set loss.imitate to 0"
-                )
-            if not config.model.generator.face3d:
-                raise ValueError("loss.imitate needs the face layer (generator.face3d): set it to 0")
-            self.imitation = Imitation(self.teacher, light)
+        # TrainConfig refuses the term without the face layer, the renderer's light or the synthetic teacher.
+        self.imitation = Imitation(self.teacher, light) if config.loss.imitate > 0 else None
         # On CUDA, Adam's fused kernel: one launch per optimiser step instead of several per tensor
         # (the per-tensor launches dominate a small model's step). Its state is the plain Adam's,
         # so snapshots resume on either device.

@@ -107,11 +107,22 @@ def test_training_logs_the_term_and_it_reaches_the_generator(tmp_path):
     assert torch.isfinite(logged).all() and (logged > 0).all()
 
 
-def test_the_term_is_refused_without_its_teacher_or_the_renderers_light(tmp_path):
+def test_the_term_is_refused_without_its_teacher_the_face_layer_or_the_renderers_light():
     config = _face_training(imitate=1.0)
-    no_teacher = dataclasses.replace(config, disentangle=Disentangle(teacher="none"))
-    with pytest.raises(ValueError, match="loss.imitate"):
-        Trainer(no_teacher, ClipsInMemory(), tmp_path / "a")
+    for pairs in (
+        Disentangle(teacher="none"),
+        Disentangle(teacher="faces"),
+        Disentangle(keep=0, move=0, contrast=0),
+    ):
+        with pytest.raises(ValueError, match=r"loss.imitate=1.0 .* teacher="):
+            dataclasses.replace(config, disentangle=pairs)
+    no_face = dataclasses.replace(config.model.generator, face3d=False, shading=True, pose_warp=True)
+    with pytest.raises(ValueError, match=r"loss.imitate=1.0 .* face3d=False"):
+        dataclasses.replace(
+            config,
+            loss=dataclasses.replace(config.loss, value_prior=0.0),
+            model=dataclasses.replace(config.model, generator=no_face),
+        )
     with pytest.raises(ValueError, match="light='renderer'"):
         Imitation(SyntheticTeacher(), "sh")
     with pytest.raises(ValueError, match="loss.imitate=-1.0 must be >= 0"):
