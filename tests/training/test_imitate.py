@@ -10,6 +10,7 @@ from tiny import ClipsInMemory, tiny_face_training
 
 from stylevid.data import synthetic
 from stylevid.metrics.probes import FACTORS, OUTPUTS, SIZES
+from stylevid.networks.face3d import ANGLE_NAMES
 from stylevid.training.config import Disentangle
 from stylevid.training.imitate import Imitation
 from stylevid.training.teachers import SyntheticTeacher
@@ -78,9 +79,8 @@ def test_on_the_renderers_heads_the_true_values_fit_and_shuffled_ones_do_not():
     frames = from_uint8(np.stack([synthetic.render_video(v, 64)[0] for v in videos]))
     names = [*synthetic.FACTOR_NAMES["pose"], *synthetic.FACTOR_NAMES["lighting"]]
     truth = np.stack([np.concatenate([v.pose[0], v.lighting[0]]) for v in videos])
-    angles = ("yaw", "pitch", "roll", "azimuth", "elevation")
     values = {
-        name: torch.from_numpy(np.degrees(truth[:, i]) if name in angles else truth[:, i]).float()
+        name: torch.from_numpy(np.degrees(truth[:, i]) if name in ANGLE_NAMES else truth[:, i]).float()
         for i, name in enumerate(names)
     }
     term = Imitation(SyntheticTeacher(), "renderer")
