@@ -43,6 +43,8 @@ DEFAULT_OUT = Path("synthetic64-probes.safetensors")
 SHIPPED_SHA256 = None
 SIZES = {factor: len(synthetic.FACTOR_NAMES[factor]) for factor in FACTORS}
 OUTPUTS = sum(SIZES.values())
+# Where each factor's outputs start in the probe's flat output (its mean and std, the R² columns).
+STARTS = {factor: sum(SIZES[g] for g in FACTORS[:i]) for i, factor in enumerate(FACTORS)}
 WIDTHS = (24, 48, 96, 160)  # channels at 32², 16², 8², 4²
 
 
@@ -265,8 +267,7 @@ def _scores(probe: FactorProbe, frames: np.ndarray, values: np.ndarray) -> dict:
     ).numpy()
     r2 = r_squared(predicted, values)
     names = [f"{f}.{n}" for f in FACTORS for n in synthetic.FACTOR_NAMES[f]]
-    offsets = np.cumsum([0, *SIZES.values()])
-    per_factor = {f: float(r2[offsets[i] : offsets[i + 1]].mean()) for i, f in enumerate(FACTORS)}
+    per_factor = {f: float(r2[STARTS[f] : STARTS[f] + SIZES[f]].mean()) for f in FACTORS}
     return {"factors": per_factor, "values": {n: round(float(v), 4) for n, v in zip(names, r2, strict=True)}}
 
 

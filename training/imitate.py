@@ -18,7 +18,7 @@ import math
 import torch
 
 from stylevid.data.synthetic.factors import FACTOR_NAMES
-from stylevid.metrics.probes import FACTORS, SIZES
+from stylevid.metrics.probes import STARTS
 from stylevid.networks.face3d import ANGLE_NAMES
 
 IMITATED = ("pose", "lighting")
@@ -35,10 +35,9 @@ class Imitation:
                 f" {getattr(teacher, 'kind', None)!r} and light {light!r}: set loss.imitate to 0"
             )
         self.probe = teacher.probe
-        offsets = {f: sum(SIZES[g] for g in FACTORS[:i]) for i, f in enumerate(FACTORS)}
         # name -> (factor, column within the factor, index into the probe's mean and std)
         self.columns = {
-            name: (factor, i, offsets[factor] + i)
+            name: (factor, i, STARTS[factor] + i)
             for factor in IMITATED
             for i, name in enumerate(FACTOR_NAMES[factor])
             if i in teacher.columns[factor]

@@ -35,6 +35,20 @@ def test_outputs_per_factor_at_any_resolution():
         probe(torch.zeros(2, 1, 64, 64))
 
 
+def test_starts_point_at_each_factors_outputs():
+    """STARTS (used by the imitation term and the R² summary) agrees with the probe's own split of its
+    flat output: with every output its own index, each factor's columns read STARTS[f], STARTS[f] + 1, ..."""
+    probe = probes.FactorProbe()
+    last = probe.head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.arange(probes.OUTPUTS, dtype=torch.float32))
+    out = probe(torch.zeros(1, 3, 64, 64))
+    for factor, columns in out.items():
+        expected = torch.arange(probes.STARTS[factor], probes.STARTS[factor] + probes.SIZES[factor])
+        assert torch.equal(columns[0], expected.float()), factor
+
+
 def test_mirror_map_matches_the_renderer():
     """A left-right flipped frame is the frame of the mirrored targets (the renderer's own mirror rule)."""
     factors = synthetic.sample_factors(3, frames=1)
