@@ -47,6 +47,11 @@ FIGURE_YAW = 20
 FIGURE_ROWS = 4
 
 
+def renderer_camera_layer() -> FaceLayer:
+    """A face layer with the synthetic renderer's camera in its units (as tests/core/test_face3d.py's)."""
+    return FaceLayer(8, R, camera_distance=8 / VIEW_HALF, pivot=(0.0, -float(CAMERA[1]) / VIEW_HALF, 0.0))
+
+
 def traced(face, yaw: float) -> tuple[np.ndarray, np.ndarray]:
     """The renderer's surface index per pixel [R, R] at yaw (degrees) and the head's depth (half frame
     widths, the face layer's units; -2, behind its whole range, where no head is)."""
@@ -100,8 +105,7 @@ def head_frames(factors, layer: FaceLayer, yaws) -> np.ndarray:
 def measure(videos: int) -> tuple[dict, np.ndarray]:
     """The probes' yaw per frame kind and setting, and the figure's frames [4, FIGURE_ROWS, 3, R, R]."""
     probe = load_probes()
-    # The synthetic renderer's camera, in the face layer's units (as tests/core/test_face3d.py's oracle).
-    layer = FaceLayer(8, R, camera_distance=8 / VIEW_HALF, pivot=(0.0, -float(CAMERA[1]) / VIEW_HALF, 0.0))
+    layer = renderer_camera_layer()
     reads = np.zeros((videos, len(YAWS), len(FRAMES)))
     figure = []
     for v, factors in enumerate(renderer_videos(videos)):

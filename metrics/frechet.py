@@ -74,16 +74,17 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
             f"shapes mu1 {list(mu1.shape)}, cov1 {list(cov1.shape)}, mu2 {list(mu2.shape)}, cov2"
             f" {list(cov2.shape)} do not match: expected [D], [D, D] for the same D"
         )
-    root1 = _psd_root(cov1, "cov1")
-    _psd_root(cov2, "cov2")  # checked alike
+    values, vectors = _covariance_eigen(cov1, "cov1")
+    _covariance_eigen(cov2, "cov2")  # checked alike
+    root1 = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
     middle = root1 @ cov2 @ root1
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2).clip(min=0)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.sqrt(eigenvalues).sum())
 
 
-def _psd_root(cov: np.ndarray, name: str) -> np.ndarray:
-    """The symmetric square root of a covariance [D, D]; a ValueError naming it if it is not one."""
+def _covariance_eigen(cov: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending eigenvalues and eigenvectors of a covariance [D, D]; a ValueError naming it if not one."""
     if not np.isfinite(cov).all():
         raise ValueError(f"{name} holds NaN or infinite values; check the features it was computed from")
     scale = max(np.abs(cov).max(), np.finfo(np.float64).tiny)
@@ -98,4 +99,4 @@ def _psd_root(cov: np.ndarray, name: str) -> np.ndarray:
             f"{name} has a negative eigenvalue {values[0]:.3g} (largest {values[-1]:.3g}): it is not"
             " positive semi-definite, so not a covariance of real features"
         )
-    return (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    return values, vectors

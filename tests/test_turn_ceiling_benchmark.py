@@ -24,20 +24,13 @@ _load("face_controls")
 turn_ceiling = _load("turn_ceiling")
 
 
-def _layer():
-    from stylevid.data.synthetic.trace import CAMERA, VIEW_HALF
-    from stylevid.networks.face3d import FaceLayer
-
-    return FaceLayer(
-        8, turn_ceiling.R, camera_distance=8 / VIEW_HALF, pivot=(0.0, -float(CAMERA[1]) / VIEW_HALF, 0.0)
-    )
-
-
 def test_at_rest_every_frame_is_the_renderers_and_turned_the_first_still_is():
     from stylevid.data.synthetic.render import render_frame
 
     factors = turn_ceiling.renderer_videos(1)[0]
-    frames = turn_ceiling.head_frames(factors, _layer(), (0, 30))  # [2, 4, R, R, 3]
+    frames = turn_ceiling.head_frames(
+        factors, turn_ceiling.renderer_camera_layer(), (0, 30)
+    )  # [2, 4, R, R, 3]
     for yaw, kinds in zip((0, 30), frames, strict=True):
         truth = render_frame(
             factors.identity, (np.radians(yaw), 0.0, 0.0), factors.lighting[0], factors.background, 64
