@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -97,6 +99,21 @@ def run_variant(name: str, data: Path, minutes: float, out: Path, real, readout,
     return {"variant": name, "kimg": trainer.nimg / 1000, **scores}
 
 
+def run_all(names: list[str], run_one, record) -> list[dict]:
+    """run_one(name) for each name, record(rows so far) after each; a variant that raises is recorded
+    with its error and the variants after it still run (one crash must not lose the rest of the list)."""
+    rows = []
+    for name in names:
+        try:
+            row = run_one(name)
+        except Exception as error:
+            traceback.print_exc()
+            row = {"variant": name, "error": f"{type(error).__name__}: {error}"}
+        rows.append(row)
+        record(rows)
+    return rows
+
+
 def table(rows: list[dict], data_faces: float) -> str:
     """The Markdown table of the rows; data_faces: the share of the data's frames with a face found."""
     lines = [
@@ -105,6 +122,9 @@ def table(rows: list[dict], data_faces: float) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['variant']} | failed: {r['error']} | | | | | | |")
+            continue
         low, high = r["interval"]["leakage"]
         per = " / ".join(f"{v:.2f}" for v in r["control_per_factor"].values())
         lines.append(
@@ -137,10 +157,10 @@ def main() -> None:
     real = RealReference.of(real_frames(dataset, 1024))
     data_faces = face_share(real_frames(dataset, FACE_FRAMES, seed=1))
     baseline = real.real_vs_real()
-    rows, started = [], time.monotonic()
+    started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        rows.append(run_variant(name, data, args.minutes, args.out, real, readout, args.device))
+
+    def record(rows: list[dict]) -> None:
         print(table(rows[-1:], data_faces).splitlines()[-1], flush=True)
         result = {
             "minutes": args.minutes,
@@ -149,11 +169,21 @@ def main() -> None:
             "rows": rows,
         }
         (args.out / "ablation.json").write_text(json.dumps(result, indent=2))
+
+    rows = run_all(
+        names,
+        lambda name: run_variant(name, data, args.minutes, args.out, real, readout, args.device),
+        record,
+    )
     spent = (time.monotonic() - started) / 60
     print(f"\n{args.minutes:g} minutes per variant on {args.device}, {spent:.0f} minutes in all\n")
     print(table(rows, data_faces))
     fd16, vgg = baseline["frame_fd16"], baseline["frame_fd_vgg"]
     print(f"\nreal-vs-real: frame_fd16 {fd16:.1f}, frame_fd_vgg {vgg:.3f}")
+    failed = [r["variant"] for r in rows if "error" in r]
+    if failed:
+        errors = args.out / "ablation.json"
+        sys.exit(f"variants that failed (their errors above and in {errors}): {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -64,3 +64,35 @@ def test_every_variant_builds():
     for name, change in disentangle.VARIANTS.items():
         cfg = change(train_preset("synth64"))
         assert type(cfg).from_dict(cfg.to_dict()) is not None, name
+
+
+def test_a_variant_that_raises_does_not_lose_the_variants_after_it(capsys):
+    """The Fréchet crash of one variant once stopped the whole list; now it is recorded and the rest run."""
+    ran, recorded = [], []
+
+    def run_one(name):
+        ran.append(name)
+        if name == "no_keep":
+            raise FloatingPointError("complex square root")
+        return {
+            "variant": name,
+            "kimg": 1.0,
+            "leakage": 0.5,
+            "interval": {"leakage": (0.4, 0.6)},
+            "control": 0.8,
+            "control_per_factor": {"identity": 0.8},
+            "frame_fd16": 20.0,
+            "frame_fd_vgg": 0.2,
+            "faces_found": 0.5,
+        }
+
+    rows = disentangle.run_all(["full", "no_keep", "no_move"], run_one, lambda r: recorded.append(len(r)))
+    assert ran == ["full", "no_keep", "no_move"]
+    assert recorded == [1, 2, 3]
+    assert [r["variant"] for r in rows] == ["full", "no_keep", "no_move"]
+    assert rows[1]["error"] == "FloatingPointError: complex square root"
+    assert "error" not in rows[2]
+    assert "complex square root" in capsys.readouterr().err
+    lines = disentangle.table(rows, 0.5).splitlines()
+    assert lines[3].startswith("| no_keep | failed: FloatingPointError: complex square root |")
+    assert lines[4].startswith("| no_move | 1.0 | 0.50 [0.40, 0.60] |")
