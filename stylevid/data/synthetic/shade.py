@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from stylevid.data.synthetic.head import LIPS, Face
-from stylevid.data.synthetic.trace import SURFACES, Rays, place, trace
+from stylevid.data.synthetic.trace import SURFACES, Quadric, Rays, place, trace
 
 _SMOOTH_UNION = 0.25  # how far (in the implicit value) cranium and jaw normals blend across their seam
 _WRAP = 0.15  # light wraps a little past the terminator, as through skin
@@ -146,6 +146,18 @@ _GLOSS = {"hair": 0.1, "hair_inside": 0.0, "shoulders": 0.0}
 _SKIN_GLOSS = 0.06
 
 
+def surface_normal(placed: dict[str, Quadric], index: int, p: np.ndarray) -> np.ndarray:
+    """World unit normals [K, 3] of surface SURFACES[index] at its world points p [K, 3], shapes placed."""
+    name, shape, crossing, _ = SURFACES[index]
+    g, _ = placed[shape].gradient(p)
+    if name in _BLENDED:
+        # Near the seam the other shape's normal counts almost as much: a smooth union's shading.
+        other, value = placed[_BLENDED[name]].gradient(p)
+        g = g + other * np.exp(-np.maximum(value, 0) / _SMOOTH_UNION)[:, None]
+        g /= np.linalg.norm(g, axis=-1, keepdims=True)
+    return -g if crossing else g
+
+
 def shade(face: Face, rot: np.ndarray, lighting: np.ndarray, rays: Rays) -> tuple[np.ndarray, np.ndarray]:
     """Indices [H] of the rays that hit the head or body, and their lit sRGB colours [H, 3] in [0, 1].
 
@@ -158,18 +170,12 @@ def shade(face: Face, rot: np.ndarray, lighting: np.ndarray, rays: Rays) -> tupl
     albedo = np.empty((len(hits), 3), dtype=np.float32)
     normal = np.empty((3, len(hits)), dtype=np.float32)  # components first: fast elementwise maths
     gloss = np.empty(len(hits), dtype=np.float32)
-    for index, (name, shape, crossing, space) in enumerate(SURFACES):
+    for index, (name, _, _, space) in enumerate(SURFACES):
         j = np.flatnonzero(surface == index)
         if len(j) == 0:
             continue
         p = rays.points(t[hits[j]], hits[j])
-        g, _ = placed[shape].gradient(p)
-        if name in _BLENDED:
-            # Near the seam the other shape's normal counts almost as much: a smooth union's shading.
-            other, value = placed[_BLENDED[name]].gradient(p)
-            g = g + other * np.exp(-np.maximum(value, 0) / _SMOOTH_UNION)[:, None]
-            g /= np.linalg.norm(g, axis=-1, keepdims=True)
-        normal[:, j] = (-g if crossing else g).T
+        normal[:, j] = surface_normal(placed, index, p).T
         albedo[j] = _ALBEDO[name](face, p @ rot if space == "head" else p, name)
         gloss[j] = _GLOSS.get(name, _SKIN_GLOSS)
     azimuth, elevation, intensity, ambient, warmth = (float(v) for v in lighting)
