@@ -65,8 +65,8 @@ HEAD = [i for i, s in enumerate(SURFACES) if s[3] == "head"]
 SKIN = [i for i, s in enumerate(SURFACES) if s[0] in ("cranium", "jaw", "nose", "right_wing", "left_wing")]
 FIGURE_YAW = 20
 FIGURE_ROWS = 4
-# The head's outer surfaces, which a ray from outside towards the pivot can meet first (name, shape).
-OUTER = [(name, shape) for name, shape, crossing, space in SURFACES if space == "head" and crossing == 0]
+# The head's outer surfaces, which a ray from outside towards the pivot can meet first (index, shape).
+OUTER = [(i, s[1]) for i, s in enumerate(SURFACES) if s[3] == "head" and s[2] == 0]
 RADIAL_ROWS = 128  # latitudes from the top (+90 degrees) to the bottom; twice as many longitudes
 RADIAL_RANGE = 1.2  # a ray is marched this far (half frame widths) in front of and behind the pivot
 RADIAL_STEPS = 64
@@ -114,6 +114,15 @@ def surface_look(face, surface: np.ndarray, p: np.ndarray, rot: np.ndarray) -> t
     return albedo, normal
 
 
+def head_looks(face, rot: np.ndarray, rays, t: np.ndarray, surface: np.ndarray) -> torch.Tensor:
+    """surface_look of every pixel's head surface in a trace (distances t, surface indices [R²]) of the head
+    turned by rot, as maps [1, 6, R, R] (albedo, world normal; 0 where no head)."""
+    n = np.flatnonzero(np.isin(surface, HEAD))
+    look = np.zeros((R * R, 6), np.float32)
+    look[n] = np.concatenate(surface_look(face, surface[n], rays.points(t[n], n), rot), -1)
+    return torch.from_numpy(look.T.reshape(1, 6, R, R))
+
+
 def radial_map(face) -> tuple[np.ndarray, np.ndarray]:
     """The renderer's head around its pivot: per latitude (rows, top to bottom) and longitude (columns,
     -180 to 180 degrees, 0 facing the camera), the outermost surface's distance from the pivot [1, H, 2H]
@@ -128,13 +137,13 @@ def radial_map(face) -> tuple[np.ndarray, np.ndarray]:
     best = np.full(len(out), np.inf)
     surface = np.full(len(out), -1)
     still = np.eye(3, dtype=np.float32)
-    for name, shape in OUTER:
+    for index, shape in OUTER:
         t = entry(Quadric.place(face.shapes[shape], still), origin, direction)
         if shape == "hair":
             n = np.flatnonzero(np.isfinite(t))
             t[n[~hair_covers(face, origin[n] + t[n, None] * direction[n])]] = np.inf
         closer = t < best
-        best[closer], surface[closer] = t[closer], SURFACES.index(next(s for s in SURFACES if s[0] == name))
+        best[closer], surface[closer] = t[closer], index
     if not np.isfinite(best).all():
         raise ValueError("a direction from the pivot meets no surface of the head: the pivot lies outside it")
     points = origin + best[:, None] * direction
@@ -225,16 +234,12 @@ def head_frames(factors, layer: FaceLayer, yaws) -> np.ndarray:
     dome = np.where(head, layer.dome[0, 0].numpy(), -2.0).astype(np.float32)
     # The layer-lit frames: albedo and normals of the frontal map and of the radial map.
     still = np.eye(3, dtype=np.float32)
-    rays = camera_rays(R)
-    t, _ = trace(face, still, rays, place(face, still))
-    n = np.flatnonzero(head.reshape(-1))
-    look = np.zeros((R * R, 6), np.float32)
-    look[n] = np.concatenate(surface_look(face, surface.reshape(-1)[n], rays.points(t[n], n), still), -1)
-    frontal = torch.cat([torch.from_numpy(look.T.reshape(6, R, R)), torch.from_numpy(head).float()[None]])[
-        None
-    ]
+    rays, placed = camera_rays(R), place(face, still)
+    t, _ = trace(face, still, rays, placed)
+    frontal = torch.cat(
+        [head_looks(face, still, rays, t, surface.reshape(-1)), torch.from_numpy(head).float()[None, None]], 1
+    )
     radius, looks = (torch.from_numpy(m)[None] for m in radial_map(face))
-    placed = place(face, still)
     body_t = np.minimum(placed["neck"].intersect(rays)[0], placed["shoulders"].intersect(rays)[0])
     body_depth = np.where(np.isfinite(body_t), (CAMERA[2] + body_t * rays.z) / VIEW_HALF, -np.inf).reshape(
         R, R
@@ -251,16 +256,11 @@ def head_frames(factors, layer: FaceLayer, yaws) -> np.ndarray:
             shown = ((maps_out[0, 3] > 0.5) & (hit[0, 0] > 0)).numpy()[..., None]
             turned.append((maps_out[0, :3].permute(1, 2, 0).numpy(), shown))
         (colour, shown), (dome_colour, dome_shown) = turned
-        skin = np.isin(traced(face, yaw)[0], SKIN)[..., None] & shown
-        # Layer-lit: the traced head at the yaw, the frontal map turned, the radial map turned.
+        # The renderer's head traced at the yaw: its skin for the skin-only frame, its looks layer-lit.
         turned_rot = renderer_rotation(math.radians(yaw), 0.0, 0.0).astype(np.float32)
         t_y, surface_y = trace(face, turned_rot, rays, place(face, turned_rot))
-        m = np.flatnonzero(np.isin(surface_y, HEAD))
-        traced_look = np.zeros((R * R, 6), np.float32)
-        traced_look[m] = np.concatenate(
-            surface_look(face, surface_y[m], rays.points(t_y[m], m), turned_rot), -1
-        )
-        traced_look = torch.from_numpy(traced_look.T.reshape(1, 6, R, R))
+        skin = np.isin(surface_y, SKIN).reshape(R, R, 1) & shown
+        traced_look = head_looks(face, turned_rot, rays, t_y, surface_y)
         traced_shown = np.isin(surface_y, HEAD).reshape(R, R, 1)
         frontal_out, frontal_hit, _ = layer.turn(frontal, torch.from_numpy(depth)[None, None], rot)
         frontal_shown = ((frontal_out[0, 6] > 0.5) & (frontal_hit[0, 0] > 0)).numpy()[..., None]
